@@ -1,0 +1,79 @@
+# zviz build, demo, test and bench entry points. `sudo make demo` and
+# `sudo make test` set up a fresh Debian 12 machine themselves (hack/setup.sh).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+# sudo's secure_path drops Go's directory.
+export PATH := /usr/local/go/bin:$(PATH)
+export GOTOOLCHAIN := local
+
+GO        ?= go
+BIN       := bin/zviz
+VERSION   := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# A static binary: the init is exec'd on every create, and skipping the
+# dynamic loader saves about 0.8 ms each time.
+LDFLAGS   := -extldflags -static -X main.version=$(VERSION)
+TESTFLAGS ?= -v
+TEST_USER ?= zviztest
+
+.PHONY: all build setup host-setup demo test check-fmt vet depcheck lint bench clean
+
+all: build
+
+# setup must finish before build (libseccomp-dev), even under make -j.
+.NOTPARALLEL:
+
+build:
+	CGO_ENABLED=1 $(GO) build -tags osusergo,netgo -trimpath -buildvcs=false -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/zviz
+
+setup:
+	hack/setup.sh
+
+# test and bench also work unprivileged, without the host set-up (tests that
+# need it then skip, naming what is missing).
+host-setup:
+	@if [[ $$(id -u) -eq 0 ]]; then hack/setup.sh; else echo "make: not root: skipping hack/setup.sh"; fi
+
+# What an unprivileged user sees inside `zviz sandbox`: run as $(TEST_USER)
+# from a scratch directory it owns, with a copy of the binary it can reach.
+DEMO_SCRIPT := \
+	echo "== who am I: $$(whoami 2>&1)"; id; \
+	echo "== hostname: $$(hostname)"; \
+	echo "== network interfaces (this network namespace):"; \
+	ip -brief link 2>/dev/null || tail -n +3 /proc/net/dev | cut -d: -f1; \
+	echo "== touch /zviz-demo (the root is read-only):"; \
+	if touch /zviz-demo 2>&1; then echo "UNEXPECTED: / is writable"; else echo "refused, as it should be"; fi; \
+	echo "== touch ./zviz-demo (the working directory is writable):"; \
+	touch ./zviz-demo && ls -l ./zviz-demo
+
+demo: setup build
+	@dir=$$(mktemp -d /tmp/zviz-demo.XXXXXX); trap 'rm -rf "$$dir"' EXIT; \
+	chmod 0755 "$$dir"; install -m 0755 $(BIN) "$$dir/zviz"; \
+	install -d -o $(TEST_USER) -g $(TEST_USER) "$$dir/work"; \
+	uid=$$(id -u $(TEST_USER)); cd "$$dir/work"; \
+	echo "+ (as $(TEST_USER)) zviz sandbox -- sh -c '...'"; \
+	setpriv --reuid=$(TEST_USER) --regid=$(TEST_USER) --init-groups --reset-env \
+		env XDG_RUNTIME_DIR=/run/user/$$uid \
+		"$$dir/zviz" sandbox -- sh -c '$(DEMO_SCRIPT)'
+
+check-fmt:
+	@files=$$(find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -not -path './bin/*' -print0 | xargs -0 -r gofmt -l); \
+	if [[ -n "$$files" ]]; then echo "gofmt needed:"; echo "$$files"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+depcheck:
+	hack/depcheck.sh
+
+test: host-setup build check-fmt vet depcheck
+	$(GO) test -count=1 -timeout 30m $(TESTFLAGS) ./...
+
+lint:
+	hack/lint.sh
+
+bench: host-setup
+	hack/bench.sh
+
+clean:
+	rm -rf bin

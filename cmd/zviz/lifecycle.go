@@ -1,0 +1,115 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+
+	"github.com/zviz/zviz/internal/container"
+)
+
+func init() {
+	register("create", "create a container (its process waits for start)", cmdCreate)
+	register("start", "start the process of a created container", cmdStart)
+	register("run", "create and start a container, wait for it", cmdRun)
+}
+
+// createFlags are the flags create and run share.
+func createFlags(name string, c *container.CreateOptions) *flagSet {
+	fs := newFlagSet(name)
+	fs.StringVar(&c.Bundle, "bundle", ".", "bundle directory")
+	fs.StringVar(&c.Bundle, "b", ".", "bundle directory")
+	fs.StringVar(&c.PidFile, "pid-file", "", "write the init's pid here")
+	fs.StringVar(&c.ConsoleSocket, "console-socket", "", "unix socket receiving the pty master")
+	fs.IntVar(&c.PreserveFDs, "preserve-fds", 0, "pass this many fds after stdio")
+	fs.BoolVar(&c.NoPivot, "no-pivot", false, "chroot instead of pivot_root")
+	fs.BoolVar(&c.NoNewKeyring, "no-new-keyring", false, "accepted for runc compatibility")
+	return fs
+}
+
+func cmdCreate(g *globals, args []string) int {
+	var c container.CreateOptions
+	fs := createFlags("create", &c)
+	pos, err := fs.parse(args, true)
+	if err == nil {
+		err = needArgs("create", pos, 1, 1, "[flags] ID")
+	}
+	if err != nil {
+		return g.fail(err)
+	}
+	c.ID = pos[0]
+	if err := checkPreserve(c.PreserveFDs); err != nil {
+		return g.fail(err)
+	}
+	o, err := g.options()
+	if err != nil {
+		return g.fail(err)
+	}
+	if err := container.Create(o, &c); err != nil {
+		return g.fail(err)
+	}
+	return 0
+}
+
+func cmdStart(g *globals, args []string) int {
+	fs := newFlagSet("start")
+	pos, err := fs.parse(args, true)
+	if err == nil {
+		err = needArgs("start", pos, 1, 1, "ID")
+	}
+	if err != nil {
+		return g.fail(err)
+	}
+	o, err := g.options()
+	if err != nil {
+		return g.fail(err)
+	}
+	if err := container.Start(o, pos[0]); err != nil {
+		return g.fail(err)
+	}
+	return 0
+}
+
+func cmdRun(g *globals, args []string) int {
+	var c container.CreateOptions
+	var detach bool
+	fs := createFlags("run", &c)
+	fs.BoolVar(&detach, "detach", false, "return once the process runs")
+	fs.BoolVar(&detach, "d", false, "return once the process runs")
+	pos, err := fs.parse(args, true)
+	if err == nil {
+		err = needArgs("run", pos, 1, 1, "[flags] ID")
+	}
+	if err != nil {
+		return g.fail(err)
+	}
+	c.ID = pos[0]
+	if err := checkPreserve(c.PreserveFDs); err != nil {
+		return g.fail(err)
+	}
+	o, err := g.options()
+	if err != nil {
+		return g.fail(err)
+	}
+	code, err := container.Run(o, &c, detach)
+	if err != nil {
+		g.fail(err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	return code
+}
+
+// checkPreserve refuses --preserve-fds beyond what this process has open.
+func checkPreserve(n int) error {
+	if n < 0 {
+		return fmt.Errorf("--preserve-fds %d: must not be negative", n)
+	}
+	for fd := 3; fd < 3+n; fd++ {
+		if _, err := os.Stat("/proc/self/fd/" + strconv.Itoa(fd)); err != nil {
+			return fmt.Errorf("--preserve-fds %d: fd %d is not open", n, fd)
+		}
+	}
+	return nil
+}

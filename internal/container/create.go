@@ -1,0 +1,359 @@
+package container
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/zviz/zviz/internal/hooks"
+	"github.com/zviz/zviz/internal/initproc"
+	"github.com/zviz/zviz/internal/spec"
+	"github.com/zviz/zviz/internal/wire"
+)
+
+// Options are the global flags every command shares.
+type Options struct {
+	Root          string
+	SystemdCgroup bool
+	Debug         bool
+	// Warn receives one-line warnings (layers not applied as asked).
+	Warn io.Writer
+}
+
+func (o *Options) store() *Store { return &Store{Root: o.Root} }
+
+func (o *Options) warnf(format string, args ...any) {
+	if o.Warn != nil {
+		fmt.Fprintf(o.Warn, "zviz: warning: "+format+"\n", args...)
+	}
+}
+
+// CreateOptions are create's flags (runc's, as conmon passes them).
+type CreateOptions struct {
+	ID            string
+	Bundle        string
+	PidFile       string
+	ConsoleSocket string
+	PreserveFDs   int
+	NoPivot       bool
+	NoNewKeyring  bool
+	// Spec, when set, is used instead of Bundle/config.json (zviz sandbox).
+	Spec *specs.Spec
+}
+
+// created is a container whose init is parked on the exec fifo.
+type created struct {
+	cmd    *exec.Cmd
+	master *os.File // pty master, when the caller (run) keeps it
+	pid    int
+}
+
+// Create builds the container and leaves its init parked before the user's
+// process, as `runc create` does.
+func Create(o *Options, c *CreateOptions) error {
+	cr, err := create(o, c, false)
+	if err != nil {
+		return err
+	}
+	if cr.master != nil {
+		cr.master.Close()
+	}
+	// The init outlives us: release it without waiting.
+	return cr.cmd.Process.Release()
+}
+
+func create(o *Options, c *CreateOptions, keepConsole bool) (cr *created, err error) {
+	s, bundle, err := loadSpec(c)
+	if err != nil {
+		return nil, err
+	}
+	if s.Process.Terminal && c.ConsoleSocket == "" && !keepConsole {
+		return nil, errors.New("process.terminal is true: --console-socket is required")
+	}
+	plan, err := planNamespaces(s)
+	if err != nil {
+		return nil, err
+	}
+	h, err := o.store().newContainer(c.ID)
+	if err != nil {
+		return nil, err
+	}
+	var undo cleanup
+	defer func() {
+		if err != nil {
+			undo.run()
+			h.remove()
+		}
+		h.unlock()
+	}()
+	rec := &record{
+		OCIVersion: specs.Version, ID: c.ID, Bundle: bundle, Rootfs: spec.RootfsPath(s, bundle),
+		Created: time.Now().UTC(), Owner: ownerName(os.Geteuid()), Annotations: s.Annotations, Spec: s,
+		Warnings: layerWarnings(s),
+	}
+	for _, w := range rec.Warnings {
+		o.warnf("%s", w)
+	}
+	// Notes are recorded in state only: they take nothing away from the
+	// protection the config asks for.
+	rec.Warnings = append(rec.Warnings, capabilityNotes(s)...)
+	if err := h.save(rec); err != nil {
+		return nil, err
+	}
+	cr, err = startInit(h, rec, plan, c, &undo)
+	if err != nil {
+		return nil, err
+	}
+	if err := finishCreate(h, rec, cr, c, keepConsole); err != nil {
+		return nil, err
+	}
+	return cr, nil
+}
+
+func loadSpec(c *CreateOptions) (*specs.Spec, string, error) {
+	bundle, err := filepath.Abs(c.Bundle)
+	if err != nil {
+		return nil, "", fmt.Errorf("bundle %q: %w", c.Bundle, err)
+	}
+	if c.Spec != nil {
+		return c.Spec, bundle, spec.Validate(c.Spec, bundle)
+	}
+	s, err := spec.Load(bundle)
+	return s, bundle, err
+}
+
+// startInit starts zviz:[init] in its namespaces, maps its ids and sends it
+// the bootstrap; it returns once the init reports the container ready.
+func startInit(h *handle, rec *record, plan *nsPlan, c *CreateOptions, undo *cleanup) (*created, error) {
+	if n := listenFDs(); n > 0 {
+		rec.Spec.Process.Env = append(rec.Spec.Process.Env, "LISTEN_FDS="+strconv.Itoa(n), "LISTEN_PID=1")
+	}
+	fifo := filepath.Join(h.dir, fifoName)
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		return nil, fmt.Errorf("create exec fifo %s: %w", fifo, err)
+	}
+	fifoFD, err := unix.Open(fifo, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open exec fifo %s: %w", fifo, err)
+	}
+	fifoFile := os.NewFile(uintptr(fifoFD), fifo)
+	defer fifoFile.Close()
+	parent, child, err := wire.Pair()
+	if err != nil {
+		return nil, err
+	}
+	defer parent.Close()
+	cmd := initCommand(plan, c, child.File(), fifoFile)
+	err = cmd.Start()
+	child.Close()
+	if err != nil {
+		return nil, fmt.Errorf("start container init: %w", err)
+	}
+	undo.add(func() { cmd.Process.Kill(); cmd.Wait() })
+	rec.Pid = cmd.Process.Pid
+	if rec.Start, err = startTime(rec.Pid); err != nil {
+		return nil, fmt.Errorf("read start time of init %d: %w", rec.Pid, err)
+	}
+	if err := h.save(rec); err != nil {
+		return nil, err
+	}
+	b := &wire.Bootstrap{
+		ID: c.ID, Bundle: rec.Bundle, Rootfs: rec.Rootfs, Spec: rec.Spec, Join: plan.join,
+		NewUTS: plan.newUTS, NewNet: plan.newNet, UserNS: plan.inUserNS, NoPivot: c.NoPivot,
+		Console: rec.Spec.Process.Terminal, PreserveFDs: len(cmd.ExtraFiles) - 2,
+		FifoFD: 3 + len(cmd.ExtraFiles) - 1,
+	}
+	if plan.newUser {
+		denied, err := mapIDs(rec.Pid, rec.Spec, plan)
+		if err != nil {
+			return nil, err
+		}
+		b.SetgroupsDenied = denied
+	}
+	cr := &created{cmd: cmd, pid: rec.Pid}
+	if err := handshake(parent, b, rec, cr); err != nil {
+		return nil, initError(err, cmd)
+	}
+	return cr, nil
+}
+
+// initCommand is the init's exec.Cmd: /proc/self/exe (this very binary,
+// opened by the kernel, so a changed PATH cannot substitute it) in the new
+// namespaces, in a new session, with stdio passed through untouched and
+// fds 3.. being the preserved ones, then the sync socket and the fifo.
+func initCommand(plan *nsPlan, c *CreateOptions, sync, fifo *os.File) *exec.Cmd {
+	cmd := &exec.Cmd{
+		Path:   "/proc/self/exe",
+		Args:   []string{initArg0},
+		Stdin:  os.Stdin,
+		Stdout: os.Stdout,
+		Stderr: os.Stderr,
+	}
+	n := c.PreserveFDs + listenFDs()
+	for i := 0; i < n; i++ {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(3+i), "preserved-fd"))
+	}
+	cmd.ExtraFiles = append(cmd.ExtraFiles, sync, fifo)
+	cmd.Env = []string{initproc.EnvSyncFD + "=" + strconv.Itoa(3+len(cmd.ExtraFiles)-2)}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: plan.cloneFlags, Setsid: true}
+	if plan.newUser {
+		// Capabilities of a new user namespace are lost at execve unless
+		// they are ambient: the init runs unmapped until the parent has
+		// written its maps, so it cannot be "root" at exec time.
+		cmd.SysProcAttr.AmbientCaps = allCaps()
+	}
+	return cmd
+}
+
+// initArg0 is how ps shows the init, and how main recognises it.
+const initArg0 = "zviz:[init]"
+
+// IsInit tells main whether this process is the container's init.
+func IsInit() bool {
+	return len(os.Args) == 1 && os.Args[0] == initArg0 && os.Getenv(initproc.EnvSyncFD) != ""
+}
+
+func allCaps() []uintptr {
+	last := 40
+	if b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap"); err == nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			last = n
+		}
+	}
+	caps := make([]uintptr, last+1)
+	for i := range caps {
+		caps[i] = uintptr(i)
+	}
+	return caps
+}
+
+// listenFDs honours socket activation (sd_listen_fds(3)) as runc does: the
+// descriptors systemd passed to us go on to the container.
+func listenFDs() int {
+	n, err := strconv.Atoi(os.Getenv("LISTEN_FDS"))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
+// handshake drives the protocol up to Ready (see package wire).
+func handshake(conn *wire.Conn, b *wire.Bootstrap, rec *record, cr *created) error {
+	if err := conn.Send(wire.KindBootstrap, b); err != nil {
+		return err
+	}
+	if _, err := conn.Expect(wire.KindMountsDone, nil); err != nil {
+		return err
+	}
+	state, err := json.Marshal(rec.state(""))
+	if err != nil {
+		return err
+	}
+	if hk := rec.Spec.Hooks; hk != nil {
+		//lint:ignore SA1019 prestart is deprecated but still part of the spec and used.
+		if err := hooks.Run("prestart", hk.Prestart, state); err != nil { //nolint:staticcheck
+			return err
+		}
+		if err := hooks.Run("createRuntime", hk.CreateRuntime, state); err != nil {
+			return err
+		}
+	}
+	if err := conn.Send(wire.KindHooksDone, wire.HooksDone{State: state}); err != nil {
+		return err
+	}
+	fds, err := conn.Expect(wire.KindReady, nil)
+	if err != nil {
+		return err
+	}
+	if b.Console {
+		if len(fds) != 1 {
+			return fmt.Errorf("protocol: ready without the console's master (%d fds)", len(fds))
+		}
+		cr.master = os.NewFile(uintptr(fds[0]), "pty-master")
+	}
+	return nil
+}
+
+// initError turns a protocol failure into the root cause: the init's own
+// message when it sent one, else how it died.
+func initError(err error, cmd *exec.Cmd) error {
+	var pe *wire.PeerError
+	if errors.As(err, &pe) {
+		return errors.New(pe.Message)
+	}
+	if errors.Is(err, wire.ErrClosed) {
+		cmd.Process.Kill()
+		if werr := cmd.Wait(); werr != nil {
+			return fmt.Errorf("container init died during setup: %v", werr)
+		}
+		return errors.New("container init exited during setup")
+	}
+	return err
+}
+
+// finishCreate records the container as created, writes the pid file and
+// hands the console to --console-socket.
+func finishCreate(h *handle, rec *record, cr *created, c *CreateOptions, keepConsole bool) error {
+	if cr.master != nil && c.ConsoleSocket != "" {
+		if err := sendConsole(c.ConsoleSocket, cr.master); err != nil {
+			return err
+		}
+		if !keepConsole {
+			cr.master.Close()
+			cr.master = nil
+		}
+	}
+	rec.Ready = true
+	if err := h.save(rec); err != nil {
+		return err
+	}
+	if c.PidFile != "" {
+		p, err := filepath.Abs(c.PidFile)
+		if err != nil {
+			return fmt.Errorf("pid file %q: %w", c.PidFile, err)
+		}
+		if err := writeAtomic(p, []byte(strconv.Itoa(rec.Pid)), 0o644); err != nil {
+			return fmt.Errorf("pid file: %w", err)
+		}
+	}
+	return nil
+}
+
+// cleanup is a stack of undo steps: each setup step registers its undo
+// right after it succeeds, and a failure unwinds them in reverse.
+type cleanup struct{ steps []func() }
+
+func (c *cleanup) add(f func()) { c.steps = append(c.steps, f) }
+
+func (c *cleanup) run() {
+	for i := len(c.steps) - 1; i >= 0; i-- {
+		c.steps[i]()
+	}
+	c.steps = nil
+}
+
+// ownerName is the user name for uid from /etc/passwd, or the number.
+func ownerName(uid int) string {
+	b, err := os.ReadFile("/etc/passwd")
+	if err == nil {
+		want := strconv.Itoa(uid)
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Split(line, ":")
+			if len(f) > 2 && f[2] == want {
+				return f[0]
+			}
+		}
+	}
+	return strconv.Itoa(uid)
+}

@@ -1,0 +1,220 @@
+package container
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/zviz/zviz/internal/hooks"
+)
+
+// ParseSignal accepts "KILL", "SIGKILL", "sigkill" and "9".
+func ParseSignal(s string) (unix.Signal, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		if n <= 0 || n > 64 {
+			return 0, fmt.Errorf("signal %q: out of range", s)
+		}
+		return unix.Signal(n), nil
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	if sig := unix.SignalNum(name); sig != 0 {
+		return sig, nil
+	}
+	return 0, fmt.Errorf("signal %q: unknown signal name", s)
+}
+
+// Kill sends sig to the container's init, or with all to every process of
+// the container.
+func Kill(o *Options, id string, sig unix.Signal, all bool) error {
+	h, err := o.store().lookup(id)
+	if err != nil {
+		return err
+	}
+	defer h.unlock()
+	r, err := h.load()
+	if err != nil {
+		return err
+	}
+	st := r.status(h.dir)
+	if st != StatusCreated && st != StatusRunning && st != StatusCreating {
+		return fmt.Errorf("cannot kill container %q: container not running", id)
+	}
+	return signalContainer(r, sig, all)
+}
+
+func signalContainer(r *record, sig unix.Signal, all bool) error {
+	pidfd, err := r.pidfd()
+	if err != nil {
+		return fmt.Errorf("cannot kill container %q: container not running", r.ID)
+	}
+	defer unix.Close(pidfd)
+	if all && sig != unix.SIGKILL {
+		// SIGKILL to the init of a pid namespace kills all of it; other
+		// signals go to every member explicitly.
+		for _, pid := range members(r) {
+			_ = unix.Kill(pid, sig)
+		}
+	}
+	if err := unix.PidfdSendSignal(pidfd, sig, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("send %s to container %q (pid %d): %w", unix.SignalName(sig), r.ID, r.Pid, err)
+	}
+	return nil
+}
+
+// members lists the pids in the container's pid namespace (other than the
+// init), by comparing /proc/PID/ns/pid with the init's.
+func members(r *record) []int {
+	own, err := os.Readlink("/proc/" + strconv.Itoa(r.Pid) + "/ns/pid")
+	if err != nil {
+		return nil
+	}
+	ents, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == r.Pid {
+			continue
+		}
+		if ns, err := os.Readlink("/proc/" + e.Name() + "/ns/pid"); err == nil && ns == own {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// Delete removes a stopped (or created) container; force kills a running
+// one first. An unknown id with force is not an error (runc).
+func Delete(o *Options, id string, force bool) error {
+	h, err := o.store().lookup(id)
+	if errors.Is(err, ErrNotExist) && force {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer h.unlock()
+	r, err := h.load()
+	if errors.Is(err, ErrNotExist) {
+		// A create that died before writing its state: nothing else exists.
+		return h.remove()
+	}
+	if err != nil {
+		return err
+	}
+	return destroy(o, h, r, force)
+}
+
+func destroy(o *Options, h *handle, r *record, force bool) error {
+	switch st := r.status(h.dir); st {
+	case StatusStopped:
+	case StatusCreated, StatusCreating:
+		if err := killAndWait(r); err != nil {
+			return err
+		}
+	default:
+		if !force {
+			return fmt.Errorf("cannot delete container %q that is not stopped: %s (use --force)", r.ID, st)
+		}
+		if err := killAndWait(r); err != nil {
+			return err
+		}
+	}
+	state, _ := jsonState(r, h.dir)
+	if err := h.remove(); err != nil {
+		return err
+	}
+	if r.Spec != nil && r.Spec.Hooks != nil {
+		// runtime-spec: poststop failures are logged, delete succeeds.
+		if err := hooks.Run("poststop", r.Spec.Hooks.Poststop, state); err != nil {
+			o.warnf("%v", err)
+		}
+	}
+	return nil
+}
+
+func killAndWait(r *record) error {
+	pidfd, err := r.pidfd()
+	if err != nil {
+		return nil // already gone
+	}
+	defer unix.Close(pidfd)
+	if err := unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("kill container %q (pid %d): %w", r.ID, r.Pid, err)
+	}
+	return waitExit(pidfd, 10*time.Second)
+}
+
+func jsonState(r *record, dir string) ([]byte, error) {
+	st := r.state(dir)
+	if st.Status == StatusStopped {
+		st.Pid = 0
+	}
+	var buf bytes.Buffer
+	err := json.NewEncoder(&buf).Encode(st)
+	return bytes.TrimSpace(buf.Bytes()), err
+}
+
+// layerWarnings names what the config asks for that this build does not
+// apply yet; nothing is skipped silently.
+func layerWarnings(s *specs.Spec) []string {
+	var w []string
+	if s.Linux != nil && s.Linux.Seccomp != nil {
+		w = append(w, "linux.seccomp: the config's seccomp profile is not applied by this zviz build")
+	}
+	if s.Linux != nil && s.Linux.Resources != nil && !emptyResources(s.Linux.Resources) {
+		w = append(w, "linux.resources: no cgroup limits are applied by this zviz build")
+	}
+	if s.Process != nil && s.Process.ApparmorProfile != "" {
+		w = append(w, "process.apparmorProfile: AppArmor profiles are not applied by this zviz build")
+	}
+	if s.Process != nil && s.Process.SelinuxLabel != "" {
+		w = append(w, "process.selinuxLabel: SELinux labels are not supported")
+	}
+	return w
+}
+
+func emptyResources(r *specs.LinuxResources) bool {
+	return r.Memory == nil && r.CPU == nil && r.Pids == nil && r.BlockIO == nil &&
+		len(r.HugepageLimits) == 0 && r.Network == nil && len(r.Unified) == 0 && r.Rdma == nil
+}
+
+// capabilityNotes says which ambient capabilities cannot be raised.
+func capabilityNotes(s *specs.Spec) []string {
+	c := s.Process.Capabilities
+	if c == nil {
+		return nil
+	}
+	if lost := notIn(c.Ambient, c.Inheritable, c.Permitted); len(lost) > 0 {
+		return []string{fmt.Sprintf("process.capabilities.ambient: %s not both permitted and inheritable, so not raised (capabilities(7))", strings.Join(lost, ", "))}
+	}
+	return nil
+}
+
+// notIn lists the names of want missing from any of the sets.
+func notIn(want []string, sets ...[]string) []string {
+	var out []string
+	for _, n := range want {
+		for _, set := range sets {
+			found := false
+			for _, x := range set {
+				found = found || x == n
+			}
+			if !found {
+				out = append(out, n)
+				break
+			}
+		}
+	}
+	return out
+}

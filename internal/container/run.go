@@ -1,0 +1,118 @@
+package container
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Run is create + start; in the foreground it forwards signals, waits for
+// the process, removes the container and returns the exit status (128+N
+// when the process was killed by signal N). With detach it returns 0 once
+// the process runs.
+func Run(o *Options, c *CreateOptions, detach bool) (int, error) {
+	if detach {
+		if err := Create(o, c); err != nil {
+			return 1, err
+		}
+		if err := Start(o, c.ID); err != nil {
+			_ = Delete(o, c.ID, true)
+			return 1, err
+		}
+		return 0, nil
+	}
+	// Signals that arrive while the container is being built are forwarded
+	// once it exists, not acted upon by zviz.
+	// No signal.Stop: undoing costs as much as notifyAll, and Run is the
+	// last thing a `zviz run` process does.
+	sigs := notifyAll()
+	cr, err := create(o, c, true)
+	if err != nil {
+		return 1, err
+	}
+	var relay *relay
+	if cr.master != nil {
+		if relay, err = startRelay(cr.master); err != nil {
+			_ = Delete(o, c.ID, true)
+			return 1, err
+		}
+		defer relay.restore()
+	}
+	if err := Start(o, c.ID); err != nil {
+		_ = Delete(o, c.ID, true)
+		return 1, err
+	}
+	code := waitForeground(cr, sigs, relay)
+	if relay != nil {
+		relay.finish()
+	}
+	if err := Delete(o, c.ID, true); err != nil {
+		return code, err
+	}
+	return code, nil
+}
+
+// waitForeground forwards signals to the container's init until it exits.
+func waitForeground(cr *created, sigs chan os.Signal, r *relay) int {
+	done := make(chan error, 1)
+	go func() { done <- cr.cmd.Wait() }()
+	for {
+		select {
+		case err := <-done:
+			return exitCode(cr.cmd, err)
+		case s := <-sigs:
+			sig := s.(syscall.Signal)
+			switch sig {
+			case unix.SIGCHLD, unix.SIGURG, unix.SIGPIPE:
+				// SIGURG is the Go runtime's preemption signal; SIGCHLD and
+				// SIGPIPE concern zviz itself.
+				continue
+			case unix.SIGWINCH:
+				if r != nil {
+					r.resize()
+				}
+				continue
+			}
+			_ = unix.Kill(cr.pid, sig)
+		}
+	}
+}
+
+func exitCode(cmd *exec.Cmd, err error) int {
+	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if !ok {
+		if err != nil {
+			return 1
+		}
+		return 0
+	}
+	if ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		return 1
+	}
+	return ws.ExitStatus()
+}
+
+// urgent are the signals a user or supervisor typically sends to stop or
+// poke a foreground `zviz run`; they are caught before anything else
+// happens.
+var urgent = []os.Signal{unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM,
+	unix.SIGUSR1, unix.SIGUSR2, unix.SIGWINCH}
+
+// notifyAll catches every signal for forwarding. Enabling a signal costs a
+// round trip to the Go runtime's signal goroutine (about 30 µs, 2 ms for
+// all of them), so the rare ones are enabled in the background while the
+// container is being built.
+func notifyAll() chan os.Signal {
+	sigs := make(chan os.Signal, 64)
+	signal.Notify(sigs, urgent...)
+	go signal.Notify(sigs)
+	return sigs
+}

@@ -1,0 +1,88 @@
+package container
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/zviz/zviz/internal/hooks"
+)
+
+// Start releases a created container's init to exec the user's process and
+// returns at once (after the poststart hooks).
+func Start(o *Options, id string) error {
+	h, err := o.store().lookup(id)
+	if err != nil {
+		return err
+	}
+	defer h.unlock()
+	r, err := h.load()
+	if err != nil {
+		return err
+	}
+	switch st := r.status(h.dir); st {
+	case StatusCreated:
+	case StatusStopped:
+		return fmt.Errorf("cannot start container %q: it has stopped", id)
+	case StatusRunning:
+		return fmt.Errorf("cannot start container %q: it is already running", id)
+	default:
+		return fmt.Errorf("cannot start container %q in status %s", id, st)
+	}
+	if err := releaseInit(h.dir, r); err != nil {
+		return err
+	}
+	if hk := r.Spec.Hooks; hk != nil && len(hk.Poststart) > 0 {
+		state, _ := jsonState(r, h.dir)
+		// runtime-spec: a failing poststart hook is logged, the container
+		// keeps running.
+		if err := hooks.Run("poststart", hk.Poststart, state); err != nil {
+			o.warnf("%v", err)
+		}
+	}
+	return nil
+}
+
+// releaseInit opens the exec fifo for reading, which unblocks the init's
+// open for writing, and waits for its byte. The open is non-blocking and
+// the wait also watches the init, so a dead init is an error, not a hang.
+func releaseInit(dir string, r *record) error {
+	fifo := filepath.Join(dir, fifoName)
+	fd, err := unix.Open(fifo, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open exec fifo %s: %w", fifo, err)
+	}
+	defer unix.Close(fd)
+	pidfd, err := r.pidfd()
+	if err != nil {
+		return fmt.Errorf("container init %d is gone: %w", r.Pid, err)
+	}
+	defer unix.Close(pidfd)
+	for {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(pidfd), Events: unix.POLLIN}}
+		if _, err := unix.Poll(fds, -1); err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return fmt.Errorf("wait for container init: %w", err)
+		}
+		if fds[0].Revents&unix.POLLIN != 0 {
+			break
+		}
+		if fds[1].Revents != 0 {
+			return fmt.Errorf("container init %d exited before start", r.Pid)
+		}
+		// POLLHUP on the fifo without data: the writer has not opened yet.
+	}
+	var b [1]byte
+	if n, err := unix.Read(fd, b[:]); err != nil || n != 1 {
+		return fmt.Errorf("read exec fifo: %v (%d bytes)", err, n)
+	}
+	if err := os.Remove(fifo); err != nil {
+		return fmt.Errorf("remove exec fifo: %w", unwrap(err))
+	}
+	return nil
+}

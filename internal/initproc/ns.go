@@ -1,0 +1,112 @@
+package initproc
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/zviz/zviz/internal/wire"
+)
+
+// joinable are the namespaces a running Go process can enter with setns on
+// one thread. user and mnt refuse a multithreaded caller (setns(2)), and pid
+// only applies to children; the parent refuses those before starting us.
+var joinable = map[specs.LinuxNamespaceType]int{
+	specs.NetworkNamespace: unix.CLONE_NEWNET,
+	specs.IPCNamespace:     unix.CLONE_NEWIPC,
+	specs.UTSNamespace:     unix.CLONE_NEWUTS,
+	specs.CgroupNamespace:  unix.CLONE_NEWCGROUP,
+	specs.TimeNamespace:    unix.CLONE_NEWTIME,
+}
+
+func joinNamespaces(join map[specs.LinuxNamespaceType]string) error {
+	for typ, path := range join {
+		flag, ok := joinable[typ]
+		if !ok {
+			return fmt.Errorf("linux.namespaces: joining a %s namespace by path is not supported", typ)
+		}
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open %s namespace %s: %w", typ, path, err)
+		}
+		err = unix.Setns(fd, flag)
+		unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("join %s namespace %s: %w", typ, path, err)
+		}
+	}
+	return nil
+}
+
+func setHostname(b *wire.Bootstrap) error {
+	if b.Spec.Hostname != "" {
+		if !b.NewUTS {
+			return fmt.Errorf("hostname %q: needs a new uts namespace", b.Spec.Hostname)
+		}
+		if err := unix.Sethostname([]byte(b.Spec.Hostname)); err != nil {
+			return fmt.Errorf("set hostname %q: %w", b.Spec.Hostname, err)
+		}
+	}
+	if b.Spec.Domainname != "" {
+		if !b.NewUTS {
+			return fmt.Errorf("domainname %q: needs a new uts namespace", b.Spec.Domainname)
+		}
+		if err := unix.Setdomainname([]byte(b.Spec.Domainname)); err != nil {
+			return fmt.Errorf("set domainname %q: %w", b.Spec.Domainname, err)
+		}
+	}
+	return nil
+}
+
+// loopbackUp brings lo up in a new network namespace, which the kernel
+// creates with lo down and nothing else.
+func loopbackUp(newNet bool) error {
+	if !newNet {
+		return nil
+	}
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("bring up lo: socket: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return fmt.Errorf("bring up lo: %w", err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring up lo: get flags: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring up lo: set flags: %w", err)
+	}
+	return nil
+}
+
+// writeSysctls writes linux.sysctl through the container's /proc/sys. Keys
+// may use dots or slashes; ".." is refused so a key cannot leave /proc/sys.
+func writeSysctls(l *specs.Linux) error {
+	if l == nil {
+		return nil
+	}
+	for k, v := range l.Sysctl {
+		rel := strings.ReplaceAll(k, ".", "/")
+		p := filepath.Join("/proc/sys", rel)
+		if !strings.HasPrefix(p, "/proc/sys/") || strings.Contains(k, "..") {
+			return fmt.Errorf("linux.sysctl %q: invalid key", k)
+		}
+		if err := os.WriteFile(p, []byte(v), 0); err != nil {
+			return fmt.Errorf("set linux.sysctl %q to %q: %w", k, v, unwrapPath(err))
+		}
+	}
+	return nil
+}
+
+func readSmall(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	return strings.TrimSpace(string(b)), err
+}

@@ -1,0 +1,126 @@
+package initproc
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/zviz/zviz/internal/hooks"
+	"github.com/zviz/zviz/internal/rootfs"
+	"github.com/zviz/zviz/internal/wire"
+)
+
+// build is the init's setup recipe, up to the point where the container is
+// "created". One line per step; the order is load-bearing and each
+// constraint is commented. The security layers follow in launch.
+func build(conn *wire.Conn, b *wire.Bootstrap) (*process, error) {
+	s := b.Spec
+	rc := &rootfs.Config{Rootfs: b.Rootfs, Spec: s, UserNS: b.UserNS, NoPivot: b.NoPivot}
+
+	// Namespaces given by path are entered first: every later step (mounts,
+	// hostname, sysctls) must act inside them.
+	if err := joinNamespaces(b.Join); err != nil {
+		return nil, err
+	}
+	// Only a namespace of our own may be renamed or configured.
+	if err := setHostname(b); err != nil {
+		return nil, err
+	}
+	if err := loopbackUp(b.NewNet); err != nil {
+		return nil, err
+	}
+	// Mount sources are host paths: all mounts happen before pivot_root.
+	if err := rootfs.Prepare(rc); err != nil {
+		return nil, err
+	}
+	// prestart and createRuntime hooks run in the parent, in the runtime's
+	// namespaces, once the mounts exist and before pivot_root.
+	var hd wire.HooksDone
+	if err := conn.Send(wire.KindMountsDone, nil); err != nil {
+		return nil, err
+	}
+	if _, err := conn.Expect(wire.KindHooksDone, &hd); err != nil {
+		return nil, err
+	}
+	// createContainer hooks: in the container's namespaces, before pivot_root
+	// (runtime-spec config.md).
+	if s.Hooks != nil {
+		if err := hooks.Run("createContainer", s.Hooks.CreateContainer, hd.State); err != nil {
+			return nil, err
+		}
+	}
+	if err := rootfs.Enter(rc); err != nil {
+		return nil, err
+	}
+	// Sysctls go through the container's own /proc/sys, before Finish makes
+	// it read-only.
+	if err := writeSysctls(s.Linux); err != nil {
+		return nil, err
+	}
+	// The pty comes from the container's devpts, so after pivot_root; its
+	// slave is bound on /dev/console before /dev is finished.
+	con, err := openConsole(b.Console, s.Process)
+	if err != nil {
+		return nil, err
+	}
+	if err := rootfs.Finish(rc); err != nil {
+		return nil, err
+	}
+	p, err := prepareProcess(b, con)
+	if err != nil {
+		return nil, err
+	}
+	var fds []int
+	if con != nil {
+		fds = append(fds, int(con.master.Fd()))
+	}
+	if err := conn.Send(wire.KindReady, nil, fds...); err != nil {
+		return nil, err
+	}
+	if con != nil {
+		// The parent holds the master now; keeping ours open would keep the
+		// terminal alive after the parent is done with it.
+		con.master.Close()
+	}
+	_ = conn.Close()
+	return p, nil
+}
+
+// launch turns the init into the user's process. It runs after `zviz start`.
+func (p *process) launch() error {
+	s := p.spec
+	if s.Hooks != nil {
+		if err := hooks.Run("startContainer", s.Hooks.StartContainer, p.state); err != nil {
+			return err
+		}
+	}
+	// The terminal becomes stdio (and the controlling tty of our session).
+	if err := p.attachConsole(); err != nil {
+		return err
+	}
+	// Every descriptor but stdio and the preserved ones is closed at execve,
+	// so no host directory or file reaches the container (CVE-2024-21626).
+	if err := closeExtraFDs(p.preserve); err != nil {
+		return err
+	}
+	// Capability bounding set and the user switch: the bounding set needs
+	// CAP_SETPCAP, which the switch to a non-root uid would take away.
+	if err := dropBounding(p.caps); err != nil {
+		return err
+	}
+	if err := p.switchUser(); err != nil {
+		return err
+	}
+	// The working directory is entered as the target user, so a directory
+	// the user may not search fails here rather than in the workload.
+	if err := os.Chdir(p.cwd); err != nil {
+		return fmt.Errorf("chdir to cwd %q set in config.json: %w", p.cwd, err)
+	}
+	if err := applyCaps(p.caps); err != nil {
+		return err
+	}
+	// no_new_privs before seccomp: an unprivileged filter install needs it.
+	if err := setNoNewPrivs(p.noNewPrivs); err != nil {
+		return err
+	}
+	return p.exec()
+}

@@ -1,0 +1,240 @@
+// Package wire owns the protocol between the zviz parent (create, run, exec)
+// and the container's init process (zviz:[init]). Nothing else reads or
+// writes the sync socket.
+//
+// The two ends share a SOCK_SEQPACKET socketpair: one datagram is one
+// message (a JSON object), optionally carrying file descriptors with
+// SCM_RIGHTS. The init is strictly reactive until it is told to run; every
+// step is named so that a hang is easy to place (`ps` shows zviz:[init]).
+//
+//	parent                                   init (pid 1 of the new pid ns)
+//	  clone(new namespaces) + exec zviz:[init]
+//	  write uid/gid maps (newuidmap)
+//	  Bootstrap{spec, rootfs, options} ─────▶
+//	                                           join namespaces by path,
+//	                                           hostname, loopback up,
+//	                                           mounts into the rootfs
+//	                              ◀───────── MountsDone
+//	  hooks: prestart, createRuntime
+//	  HooksDone ────────────────────────────▶
+//	                                           hooks: createContainer
+//	                                           pivot_root, sysctls, masked
+//	                                           and read-only paths, console,
+//	                                           rlimits, resolve process.args[0]
+//	                              ◀───────── Ready{+ pty master fd}
+//	  write state (created) and the pid file;
+//	  create exits here. `start` later opens
+//	  the exec fifo, which releases the init:
+//	                                           hooks: startContainer, user,
+//	                                           capabilities, no_new_privs,
+//	                                           seccomp, execve(process)
+//
+// At any step the init may answer Error{message} instead and exit; the
+// message is the root cause and survives unchanged to the parent's last
+// line of output (podman maps its strerror text to exit codes).
+package wire
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// Kind names one step of the protocol.
+type Kind string
+
+// The messages, in the order they are exchanged.
+const (
+	KindBootstrap  Kind = "bootstrap"
+	KindMountsDone Kind = "mounts-done"
+	KindHooksDone  Kind = "hooks-done"
+	KindReady      Kind = "ready"
+	KindError      Kind = "error"
+)
+
+// maxMessage bounds one datagram; a config.json larger than this is refused
+// by the parent before it starts the init.
+const maxMessage = 4 << 20
+
+// Message is one datagram. Payload is the step's data (Bootstrap for
+// KindBootstrap, Failure for KindError, empty otherwise).
+type Message struct {
+	Kind    Kind            `json:"kind"`
+	Payload json.RawMessage `json:"payload,omitempty"`
+}
+
+// Failure is the payload of KindError.
+type Failure struct {
+	Message string `json:"message"`
+}
+
+// Conn is one end of the sync socket.
+type Conn struct {
+	f *os.File
+}
+
+// Pair returns the parent's and the init's ends of a new sync socket. Both
+// are close-on-exec; the parent hands the init's end over as an ExtraFile.
+func Pair() (parent, init *Conn, err error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("create sync socket: %w", err)
+	}
+	return &Conn{os.NewFile(uintptr(fds[0]), "zviz-sync-parent")},
+		&Conn{os.NewFile(uintptr(fds[1]), "zviz-sync-init")}, nil
+}
+
+// FromFD wraps an inherited descriptor (the init's end after exec).
+func FromFD(fd int) *Conn {
+	unix.CloseOnExec(fd)
+	return &Conn{os.NewFile(uintptr(fd), "zviz-sync")}
+}
+
+// File returns the underlying file (to pass as an ExtraFile).
+func (c *Conn) File() *os.File { return c.f }
+
+// Close closes this end.
+func (c *Conn) Close() error { return c.f.Close() }
+
+// Send sends one message of the given kind with an optional payload and
+// file descriptors.
+func (c *Conn) Send(kind Kind, payload any, fds ...int) error {
+	m := Message{Kind: kind}
+	if payload != nil {
+		b, err := json.Marshal(payload)
+		if err != nil {
+			return fmt.Errorf("encode %s: %w", kind, err)
+		}
+		m.Payload = b
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", kind, err)
+	}
+	if len(b) > maxMessage {
+		return fmt.Errorf("send %s: message of %d bytes exceeds %d", kind, len(b), maxMessage)
+	}
+	var oob []byte
+	if len(fds) > 0 {
+		oob = unix.UnixRights(fds...)
+	}
+	if err := unix.Sendmsg(int(c.f.Fd()), b, oob, nil, 0); err != nil {
+		return fmt.Errorf("send %s: %w", kind, err)
+	}
+	return nil
+}
+
+// ErrClosed is returned by Recv when the other end went away without a
+// word: for the parent it means the init died.
+var ErrClosed = errors.New("sync socket closed by peer")
+
+// Recv receives the next message, and any descriptors that came with it.
+// A KindError message is returned as an error carrying the peer's text.
+func (c *Conn) Recv() (Message, []int, error) {
+	fd := int(c.f.Fd())
+	// Peek with MSG_TRUNC for the datagram's real size, so that the buffer
+	// fits the message (most are a few bytes; Bootstrap carries the config).
+	size, _, _, _, err := unix.Recvmsg(fd, nil, nil, unix.MSG_PEEK|unix.MSG_TRUNC)
+	if err != nil {
+		return Message{}, nil, fmt.Errorf("receive from sync socket: %w", err)
+	}
+	if size > maxMessage {
+		return Message{}, nil, fmt.Errorf("receive from sync socket: message of %d bytes exceeds %d", size, maxMessage)
+	}
+	buf := make([]byte, size)
+	oob := make([]byte, unix.CmsgSpace(4*4))
+	n, oobn, _, _, err := unix.Recvmsg(fd, buf, oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil {
+		return Message{}, nil, fmt.Errorf("receive from sync socket: %w", err)
+	}
+	if n == 0 {
+		return Message{}, nil, ErrClosed
+	}
+	var fds []int
+	if oobn > 0 {
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil {
+			return Message{}, nil, fmt.Errorf("parse control message: %w", err)
+		}
+		for _, cm := range msgs {
+			rights, err := unix.ParseUnixRights(&cm)
+			if err == nil {
+				fds = append(fds, rights...)
+			}
+		}
+	}
+	var m Message
+	if err := json.Unmarshal(buf[:n], &m); err != nil {
+		return Message{}, fds, fmt.Errorf("decode sync message: %w", err)
+	}
+	if m.Kind == KindError {
+		var f Failure
+		_ = json.Unmarshal(m.Payload, &f)
+		return m, fds, &PeerError{Message: f.Message}
+	}
+	return m, fds, nil
+}
+
+// Expect receives the next message and checks that it is of the wanted
+// kind, decoding its payload into out when out is not nil.
+func (c *Conn) Expect(want Kind, out any) ([]int, error) {
+	m, fds, err := c.Recv()
+	if err != nil {
+		return fds, err
+	}
+	if m.Kind != want {
+		return fds, fmt.Errorf("protocol: got %q, want %q", m.Kind, want)
+	}
+	if out != nil {
+		if err := json.Unmarshal(m.Payload, out); err != nil {
+			return fds, fmt.Errorf("decode %s: %w", want, err)
+		}
+	}
+	return fds, nil
+}
+
+// Fail sends err as the final KindError message.
+func (c *Conn) Fail(err error) error {
+	return c.Send(KindError, Failure{Message: err.Error()})
+}
+
+// PeerError is an error reported by the other end, verbatim.
+type PeerError struct{ Message string }
+
+func (e *PeerError) Error() string { return e.Message }
+
+// Bootstrap is everything the init needs, sent once its user namespace
+// (if any) has been mapped.
+type Bootstrap struct {
+	ID     string      `json:"id"`
+	Bundle string      `json:"bundle"`
+	Rootfs string      `json:"rootfs"`
+	Spec   *specs.Spec `json:"spec"`
+	// Join lists namespaces to enter by path (setns), type -> path.
+	Join map[specs.LinuxNamespaceType]string `json:"join,omitempty"`
+	// NewUTS and NewNet say which namespaces were created at clone.
+	NewUTS bool `json:"newUTS,omitempty"`
+	NewNet bool `json:"newNet,omitempty"`
+	// UserNS: the init runs in a user namespace (its own or podman's).
+	UserNS bool `json:"userNS,omitempty"`
+	// SetgroupsDenied: setgroups(2) is not available in the namespace
+	// (an unprivileged single-id gid map), so additionalGids are refused.
+	SetgroupsDenied bool `json:"setgroupsDenied,omitempty"`
+	NoPivot         bool `json:"noPivot,omitempty"`
+	// Console: create a pty inside the container and send its master back.
+	Console bool `json:"console,omitempty"`
+	// FifoFD is the O_PATH descriptor of the exec fifo, and PreserveFDs the
+	// number of descriptors after stdio the process keeps.
+	FifoFD      int `json:"fifoFD"`
+	PreserveFDs int `json:"preserveFDs"`
+}
+
+// HooksDone carries the container state the init passes to the hooks it
+// runs itself (createContainer, startContainer).
+type HooksDone struct {
+	State json.RawMessage `json:"state"`
+}
