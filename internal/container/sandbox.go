@@ -117,7 +117,7 @@ var runcMasked = []string{
 func sandboxMounts(cwd string, so *SandboxOptions) ([]specs.Mount, error) {
 	ms := []specs.Mount{
 		// The host's root, recursively read-only, becomes the sandbox's root.
-		{Destination: "/", Type: "bind", Source: "/", Options: []string{"rbind", "ro", "nosuid", "nodev"}},
+		{Destination: "/", Type: "bind", Source: "/", Options: []string{"rbind", "rro", "nosuid", "nodev"}},
 		{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
 		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
 		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"}},

@@ -44,14 +44,14 @@ func (s *setup) mount(label string, m *specs.Mount) error {
 	}
 	// runc treats a relative destination as relative to "/"; so do we.
 	dst := filepath.Clean("/" + m.Destination)
-	if dst == "/" {
-		return fmt.Errorf("%s.destination %q: cannot mount over the container's root", label, m.Destination)
-	}
 	if m.Type == "proc" && dst != "/proc" {
 		return fmt.Errorf("%s.destination %q: proc may only be mounted on /proc", label, m.Destination)
 	}
 	if m.Type == "bind" || m.Type == "rbind" {
 		o.flags |= unix.MS_BIND
+	}
+	if dst == "/" {
+		return s.mountRoot(label, m, &o)
 	}
 	if dst == "/dev" && o.flags&(unix.MS_BIND|unix.MS_RDONLY) == unix.MS_RDONLY {
 		// The nodes are created after this mount; runc too makes a
@@ -88,7 +88,9 @@ func (s *setup) resolveDest(m *specs.Mount, dst string, bind bool) (int, error) 
 		unix.Close(fd)
 		return -1, wrapPath("statfs", dst, err)
 	}
-	if st.Type == unix.PROC_SUPER_MAGIC {
+	// A new /proc may cover an old one (zviz sandbox starts from the host's
+	// tree); anything else inside procfs is checked.
+	if st.Type == unix.PROC_SUPER_MAGIC && !(dst == "/proc" && m.Type == "proc") {
 		// Compared with the kernel's name for the root, so that a
 		// non-canonical Rootfs cannot make the check miss.
 		real, err := os.Readlink(procFD(fd))
@@ -101,6 +103,29 @@ func (s *setup) resolveDest(m *specs.Mount, dst string, bind bool) (int, error) 
 		}
 	}
 	return fd, nil
+}
+
+// mountRoot covers the rootfs itself with a bind mount (zviz sandbox binds
+// the host's "/" there). Later destinations must resolve in the new mount,
+// not in the directory under it, so the root handle is reopened by path,
+// which lands on the topmost mount.
+func (s *setup) mountRoot(label string, m *specs.Mount, o *mountOpts) error {
+	if o.flags&unix.MS_BIND == 0 {
+		return fmt.Errorf("%s.destination \"/\": only a bind mount may cover the container's root", label)
+	}
+	if err := linux.Mount(m.Source, procFD(s.rootfd), "", unix.MS_BIND|o.flags&unix.MS_REC, "", "/"); err != nil {
+		return fmt.Errorf("%s: %w", label, err)
+	}
+	fd, err := unix.Open(s.c.Rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("%s: reopen %s: %w", label, s.c.Rootfs, err)
+	}
+	unix.Close(s.rootfd)
+	s.rootfd = fd
+	if err := s.after("/", o); err != nil {
+		return fmt.Errorf("%s: %w", label, err)
+	}
+	return nil
 }
 
 // isDir reports whether a bind source is a directory. A missing source is

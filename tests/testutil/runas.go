@@ -71,3 +71,12 @@ func userEnv(u *user.User, uid int) []string {
 	}
 	return env
 }
+
+// LookupUser returns the uid of a user name.
+func LookupUser(name string) (int, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return 0, fmt.Errorf("look up user %s: %w (run hack/setup.sh as root)", name, err)
+	}
+	return strconv.Atoi(u.Uid)
+}
