@@ -12,7 +12,7 @@ BIN       := bin/zviz
 VERSION   := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # A static binary: the init is exec'd on every create, and skipping the
 # dynamic loader saves about 0.8 ms each time.
-LDFLAGS   := -extldflags -static -X main.version=$(VERSION)
+LDFLAGS   := -s -w -extldflags -static -X main.version=$(VERSION)
 TESTFLAGS ?= -v
 TEST_USER ?= zviztest
 

@@ -154,9 +154,16 @@ func startInit(h *handle, rec *record, plan *nsPlan, c *CreateOptions, undo *cle
 		return nil, err
 	}
 	defer parent.Close()
-	cmd := initCommand(plan, c, child.File(), fifoFile)
+	path, copied, err := initExecutable(rec.Spec, plan.newUser)
+	if err != nil {
+		return nil, err
+	}
+	cmd := initCommand(path, plan, c, child.File(), fifoFile)
 	err = cmd.Start()
 	child.Close()
+	if copied != nil {
+		copied.Close()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("start container init: %w", err)
 	}
@@ -188,13 +195,13 @@ func startInit(h *handle, rec *record, plan *nsPlan, c *CreateOptions, undo *cle
 	return cr, nil
 }
 
-// initCommand is the init's exec.Cmd: /proc/self/exe (this very binary,
-// opened by the kernel, so a changed PATH cannot substitute it) in the new
+// initCommand is the init's exec.Cmd: this very binary (/proc/self/exe, or
+// its sealed copy, see exe.go; never a PATH lookup) in the new
 // namespaces, in a new session, with stdio passed through untouched and
 // fds 3.. being the preserved ones, then the sync socket and the fifo.
-func initCommand(plan *nsPlan, c *CreateOptions, sync, fifo *os.File) *exec.Cmd {
+func initCommand(path string, plan *nsPlan, c *CreateOptions, sync, fifo *os.File) *exec.Cmd {
 	cmd := &exec.Cmd{
-		Path:   "/proc/self/exe",
+		Path:   path,
 		Args:   []string{initArg0},
 		Stdin:  os.Stdin,
 		Stdout: os.Stdout,

@@ -29,7 +29,7 @@ func BuildZviz(t testing.TB) string {
 	t.Helper()
 	zvizOnce.Do(func() {
 		zvizPath, zvizErr = build("zviz", "./cmd/zviz", "CGO_ENABLED=1", "-tags", "osusergo,netgo",
-			"-ldflags", "-extldflags -static -X main.version=test")
+			"-ldflags", "-s -w -extldflags -static -X main.version=test")
 	})
 	if zvizErr != nil {
 		t.Fatal(zvizErr)

@@ -1,0 +1,97 @@
+package container
+
+import (
+	"fmt"
+	"os"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// The init runs the zviz binary inside the container until it execs the
+// workload, and a malicious image can make the workload's interpreter
+// /proc/self/exe to run it again there. A process in the container could
+// then reopen the binary through /proc/PID/exe and overwrite it, and the
+// next zviz run on the host would run the attacker's code (CVE-2019-5736).
+//
+// The kernel stops that when nobody in the container may write the file:
+// the container's ids are mapped to the caller and its subordinate ids, so
+// a root-owned binary (the installed case) is safe as it is and costs
+// nothing. When the container could write it (zviz run by real root
+// without a user namespace, or a binary owned by the caller who is mapped
+// inside), the init is started from a sealed memfd copy instead, as runc
+// does; the copy costs about a millisecond.
+
+// initExecutable returns the path the init is exec'd from, and the file to
+// close once it has started (nil when it is /proc/self/exe itself).
+func initExecutable(s *specs.Spec, newUser bool) (string, *os.File, error) {
+	exe, err := os.Open("/proc/self/exe")
+	if err != nil {
+		return "", nil, fmt.Errorf("open zviz binary: %w", err)
+	}
+	defer exe.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(exe.Fd()), &st); err != nil {
+		return "", nil, fmt.Errorf("stat zviz binary: %w", err)
+	}
+	inUserNS := newUser || !initialUserNS()
+	if inUserNS && !writableInside(&st, s) {
+		return "/proc/self/exe", nil, nil
+	}
+	mfd, err := sealedCopy(exe, st.Size)
+	if err != nil {
+		return "", nil, err
+	}
+	// The child opens it through our /proc entry: its own fd table is being
+	// rearranged for ExtraFiles when it execs.
+	return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), mfd.Fd()), mfd, nil
+}
+
+// writableInside says whether some id the container has may write the
+// binary: its owner or group is mapped into the container's user
+// namespace with the write bit, or it is world-writable.
+func writableInside(st *unix.Stat_t, s *specs.Spec) bool {
+	if st.Mode&0o002 != 0 {
+		return true
+	}
+	uids, gids := s.Linux.UIDMappings, s.Linux.GIDMappings
+	if len(uids) == 0 {
+		// Default maps: the caller and its subordinate ids.
+		return st.Mode&0o200 != 0 && int(st.Uid) == os.Geteuid() ||
+			st.Mode&0o020 != 0 && int(st.Gid) == os.Getegid()
+	}
+	return st.Mode&0o200 != 0 && mapped(uids, st.Uid) || st.Mode&0o020 != 0 && mapped(gids, st.Gid)
+}
+
+func mapped(maps []specs.LinuxIDMapping, host uint32) bool {
+	for _, m := range maps {
+		if host >= m.HostID && host-m.HostID < m.Size {
+			return true
+		}
+	}
+	return false
+}
+
+// sealedCopy copies the binary into a memfd that can never be written
+// again (memfd_create(2), F_SEAL_*).
+func sealedCopy(exe *os.File, size int64) (*os.File, error) {
+	fd, err := unix.MemfdCreate("zviz", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return nil, fmt.Errorf("copy zviz binary: memfd_create: %w", err)
+	}
+	mfd := os.NewFile(uintptr(fd), "zviz-memfd")
+	for off := int64(0); off < size; {
+		n, err := unix.Sendfile(fd, int(exe.Fd()), nil, int(size-off))
+		if err != nil || n == 0 {
+			mfd.Close()
+			return nil, fmt.Errorf("copy zviz binary to memfd: %v (%d of %d bytes)", err, off, size)
+		}
+		off += int64(n)
+	}
+	seals := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals); err != nil {
+		mfd.Close()
+		return nil, fmt.Errorf("seal zviz binary copy: %w", err)
+	}
+	return mfd, nil
+}
