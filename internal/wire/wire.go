@@ -61,11 +61,19 @@ const (
 const maxMessage = 4 << 20
 
 // Message is one datagram. Payload is the step's data (Bootstrap for
-// KindBootstrap, Failure for KindError, empty otherwise).
+// KindBootstrap, Failure for KindError, empty otherwise). A payload too big
+// for one datagram travels in a sealed memfd passed as the message's first
+// descriptor instead (Spilled).
 type Message struct {
 	Kind    Kind            `json:"kind"`
 	Payload json.RawMessage `json:"payload,omitempty"`
+	Spilled bool            `json:"spilled,omitempty"`
 }
+
+// inline is the largest encoded message sent as a datagram; the socket's
+// send buffer (net.core.wmem_default, about 200 KiB) bounds a SEQPACKET
+// datagram, and a big config.json must not hit that limit.
+const inline = 64 << 10
 
 // Failure is the payload of KindError.
 type Failure struct {
@@ -111,12 +119,21 @@ func (c *Conn) Send(kind Kind, payload any, fds ...int) error {
 		}
 		m.Payload = b
 	}
+	if len(m.Payload) > maxMessage {
+		return fmt.Errorf("send %s: message of %d bytes exceeds %d", kind, len(m.Payload), maxMessage)
+	}
+	if len(m.Payload) > inline {
+		spill, err := spillFD(m.Payload)
+		if err != nil {
+			return fmt.Errorf("send %s: %w", kind, err)
+		}
+		defer unix.Close(spill)
+		m.Payload, m.Spilled = nil, true
+		fds = append([]int{spill}, fds...)
+	}
 	b, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", kind, err)
-	}
-	if len(b) > maxMessage {
-		return fmt.Errorf("send %s: message of %d bytes exceeds %d", kind, len(b), maxMessage)
 	}
 	var oob []byte
 	if len(fds) > 0 {
@@ -171,12 +188,61 @@ func (c *Conn) Recv() (Message, []int, error) {
 	if err := json.Unmarshal(buf[:n], &m); err != nil {
 		return Message{}, fds, fmt.Errorf("decode sync message: %w", err)
 	}
+	if m.Spilled {
+		if len(fds) == 0 {
+			return Message{}, nil, fmt.Errorf("protocol: %s spilled without its memfd", m.Kind)
+		}
+		payload, err := readSpill(fds[0])
+		unix.Close(fds[0])
+		fds = fds[1:]
+		if err != nil {
+			return Message{}, fds, err
+		}
+		m.Payload = payload
+	}
 	if m.Kind == KindError {
 		var f Failure
 		_ = json.Unmarshal(m.Payload, &f)
 		return m, fds, &PeerError{Message: f.Message}
 	}
 	return m, fds, nil
+}
+
+// spillFD returns a sealed memfd holding data.
+func spillFD(data []byte) (int, error) {
+	fd, err := unix.MemfdCreate("zviz-sync", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return -1, fmt.Errorf("memfd_create: %w", err)
+	}
+	for off := 0; off < len(data); {
+		n, err := unix.Write(fd, data[off:])
+		if err != nil {
+			unix.Close(fd)
+			return -1, fmt.Errorf("write memfd: %w", err)
+		}
+		off += n
+	}
+	seals := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("seal memfd: %w", err)
+	}
+	return fd, nil
+}
+
+func readSpill(fd int) ([]byte, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, fmt.Errorf("stat spilled message: %w", err)
+	}
+	if st.Size > maxMessage {
+		return nil, fmt.Errorf("spilled message of %d bytes exceeds %d", st.Size, maxMessage)
+	}
+	buf := make([]byte, st.Size)
+	if _, err := unix.Pread(fd, buf, 0); err != nil {
+		return nil, fmt.Errorf("read spilled message: %w", err)
+	}
+	return buf, nil
 }
 
 // Expect receives the next message and checks that it is of the wanted
