@@ -2,8 +2,8 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"strconv"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/zviz/zviz/internal/container"
 )
@@ -101,14 +101,19 @@ func cmdRun(g *globals, args []string) int {
 	return code
 }
 
-// checkPreserve refuses --preserve-fds beyond what this process has open.
+// checkPreserve refuses --preserve-fds beyond what the caller passed us.
+// An inherited descriptor is never close-on-exec (it would not have
+// survived our execve); the ones the Go runtime opens before main (since
+// Go 1.25 it keeps the cgroup CPU limit files open, at the lowest free
+// numbers) all are, and must not leak into the container.
 func checkPreserve(n int) error {
 	if n < 0 {
 		return fmt.Errorf("--preserve-fds %d: must not be negative", n)
 	}
 	for fd := 3; fd < 3+n; fd++ {
-		if _, err := os.Stat("/proc/self/fd/" + strconv.Itoa(fd)); err != nil {
-			return fmt.Errorf("--preserve-fds %d: fd %d is not open", n, fd)
+		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+		if err != nil || flags&unix.FD_CLOEXEC != 0 {
+			return fmt.Errorf("--preserve-fds %d: fd %d is not open (not passed to zviz)", n, fd)
 		}
 	}
 	return nil

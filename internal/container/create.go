@@ -115,7 +115,7 @@ func create(o *Options, c *CreateOptions, keepConsole bool) (cr *created, err er
 	if err != nil {
 		return nil, err
 	}
-	if err := finishCreate(h, rec, cr, c, keepConsole); err != nil {
+	if err := finishCreate(h, rec, cr, c); err != nil {
 		return nil, err
 	}
 	return cr, nil
@@ -142,6 +142,11 @@ func startInit(h *handle, rec *record, plan *nsPlan, c *CreateOptions, undo *cle
 	fifo := filepath.Join(h.dir, fifoName)
 	if err := unix.Mkfifo(fifo, 0o600); err != nil {
 		return nil, fmt.Errorf("create exec fifo %s: %w", fifo, err)
+	}
+	if uid, gid, ok := fifoOwner(rec.Spec, plan); ok {
+		if err := unix.Chown(fifo, int(uid), int(gid)); err != nil {
+			return nil, fmt.Errorf("chown exec fifo %s to %d:%d: %w", fifo, uid, gid, err)
+		}
 	}
 	fifoFD, err := unix.Open(fifo, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -193,6 +198,29 @@ func startInit(h *handle, rec *record, plan *nsPlan, c *CreateOptions, undo *cle
 		return nil, initError(err, cmd)
 	}
 	return cr, nil
+}
+
+// fifoOwner says who must own the exec fifo when that is not the caller:
+// the init opens it as root of its user namespace, which for real root with
+// linux.uidMappings is an unprivileged host id (runc chowns the fifo to the
+// container's root the same way).
+func fifoOwner(s *specs.Spec, plan *nsPlan) (uid, gid uint32, ok bool) {
+	if !plan.newUser || os.Geteuid() != 0 {
+		return 0, 0, false
+	}
+	uid, okU := hostID(s.Linux.UIDMappings, 0)
+	gid, okG := hostID(s.Linux.GIDMappings, 0)
+	return uid, gid, okU && okG && (uid != 0 || gid != 0)
+}
+
+// hostID maps a container id to the host through maps.
+func hostID(maps []specs.LinuxIDMapping, id uint32) (uint32, bool) {
+	for _, m := range maps {
+		if id >= m.ContainerID && id-m.ContainerID < m.Size {
+			return m.HostID + id - m.ContainerID, true
+		}
+	}
+	return 0, false
 }
 
 // initCommand is the init's exec.Cmd: this very binary (/proc/self/exe, or
@@ -311,15 +339,15 @@ func initError(err error, cmd *exec.Cmd) error {
 
 // finishCreate records the container as created, writes the pid file and
 // hands the console to --console-socket.
-func finishCreate(h *handle, rec *record, cr *created, c *CreateOptions, keepConsole bool) error {
+func finishCreate(h *handle, rec *record, cr *created, c *CreateOptions) error {
 	if cr.master != nil && c.ConsoleSocket != "" {
 		if err := sendConsole(c.ConsoleSocket, cr.master); err != nil {
 			return err
 		}
-		if !keepConsole {
-			cr.master.Close()
-			cr.master = nil
-		}
+		// The listener owns the terminal now: a foreground run must not
+		// relay it as well (both would read the process's output).
+		cr.master.Close()
+		cr.master = nil
 	}
 	rec.Ready = true
 	if err := h.save(rec); err != nil {

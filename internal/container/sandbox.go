@@ -131,6 +131,17 @@ func sandboxMounts(cwd string, so *SandboxOptions) ([]specs.Mount, error) {
 		{Destination: "/var/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777"}},
 		{Destination: "/run", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=755"}},
 	}
+	if so.Net {
+		// sysfs shows the mounter's network namespace; in the host's, a new
+		// read-only sysfs would share the host's read-write superblock
+		// (mount(2): EBUSY), and a user namespace may not mount it at all
+		// (EPERM). Bind the host's, read-only, as runc's rootless spec does.
+		for i := range ms {
+			if ms[i].Destination == "/sys" {
+				ms[i] = specs.Mount{Destination: "/sys", Type: "bind", Source: "/sys", Options: []string{"rbind", "rro", "nosuid", "noexec", "nodev"}}
+			}
+		}
+	}
 	ms = append(ms, specs.Mount{Destination: cwd, Type: "bind", Source: cwd, Options: []string{"rbind", "rw", "nosuid", "nodev"}})
 	for _, flagPaths := range []struct {
 		flag, mode string

@@ -32,10 +32,12 @@ func Start(o *Options, id string) error {
 	default:
 		return fmt.Errorf("cannot start container %q in status %s", id, st)
 	}
-	if err := releaseInit(h.dir, r); err != nil {
+	hk := r.Spec.Hooks
+	poststart := hk != nil && len(hk.Poststart) > 0
+	if err := releaseInit(h.dir, r, poststart); err != nil {
 		return err
 	}
-	if hk := r.Spec.Hooks; hk != nil && len(hk.Poststart) > 0 {
+	if poststart {
 		state, _ := jsonState(r, h.dir)
 		// runtime-spec: a failing poststart hook is logged, the container
 		// keeps running.
@@ -49,18 +51,23 @@ func Start(o *Options, id string) error {
 // releaseInit opens the exec fifo for reading, which unblocks the init's
 // open for writing, and waits for its byte. The open is non-blocking and
 // the wait also watches the init, so a dead init is an error, not a hang.
-func releaseInit(dir string, r *record) error {
+// With waitExec it then waits for the init to let go of the fifo, which it
+// holds close-on-exec: the user's process has been executed (runtime-spec
+// config.md: poststart hooks run after that, startContainer hooks before).
+func releaseInit(dir string, r *record, waitExec bool) error {
+	// The pidfd first: once the fifo is open the init may exec and the
+	// process exit at once, and a zombie no longer counts as the init.
+	pidfd, err := r.pidfd()
+	if err != nil {
+		return fmt.Errorf("container init %d is gone: %w", r.Pid, err)
+	}
+	defer unix.Close(pidfd)
 	fifo := filepath.Join(dir, fifoName)
 	fd, err := unix.Open(fifo, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open exec fifo %s: %w", fifo, err)
 	}
 	defer unix.Close(fd)
-	pidfd, err := r.pidfd()
-	if err != nil {
-		return fmt.Errorf("container init %d is gone: %w", r.Pid, err)
-	}
-	defer unix.Close(pidfd)
 	for {
 		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(pidfd), Events: unix.POLLIN}}
 		if _, err := unix.Poll(fds, -1); err != nil {
@@ -84,5 +91,35 @@ func releaseInit(dir string, r *record) error {
 	if err := os.Remove(fifo); err != nil {
 		return fmt.Errorf("remove exec fifo: %w", unwrap(err))
 	}
+	if waitExec {
+		return waitFifoClosed(fd, pidfd)
+	}
 	return nil
+}
+
+// waitFifoClosed waits until the fifo has no writer left or the init is
+// gone.
+func waitFifoClosed(fd, pidfd int) error {
+	var b [16]byte
+	for {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(pidfd), Events: unix.POLLIN}}
+		if _, err := unix.Poll(fds, -1); err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return fmt.Errorf("wait for container init to exec: %w", err)
+		}
+		if fds[1].Revents != 0 {
+			return nil
+		}
+		if fds[0].Revents&unix.POLLIN != 0 {
+			if n, err := unix.Read(fd, b[:]); n == 0 && err == nil {
+				return nil
+			}
+			continue
+		}
+		if fds[0].Revents&(unix.POLLHUP|unix.POLLERR) != 0 {
+			return nil
+		}
+	}
 }

@@ -268,15 +268,17 @@ func writeAtomic(path string, data []byte, mode os.FileMode) error {
 
 // ids lists the container directories in the store.
 func (s *Store) ids() ([]string, error) {
-	ents, err := os.ReadDir(s.Root)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+	// Ownership first: another user's root is refused as such, not
+	// reported as unreadable.
+	if err := checkPrivate(s.Root); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil, nil
+		}
+		return nil, err
 	}
+	ents, err := os.ReadDir(s.Root)
 	if err != nil {
 		return nil, fmt.Errorf("list state directory %s: %w", s.Root, unwrap(err))
-	}
-	if err := checkPrivate(s.Root); err != nil {
-		return nil, err
 	}
 	var ids []string
 	for _, e := range ents {

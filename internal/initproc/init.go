@@ -59,23 +59,24 @@ func run(conn *wire.Conn, b *wire.Bootstrap) error {
 	if err != nil {
 		return err
 	}
-	if err := waitForStart(b.FifoFD); err != nil {
-		return err
+	// From here on the parent that ran create is gone: errors go to the
+	// container's stderr as well.
+	err = waitForStart(b.FifoFD)
+	if err == nil {
+		err = p.launch()
 	}
-	// From here on the parent that ran create may be gone: errors go to
-	// the container's stderr as well.
-	if err := p.launch(); err != nil {
-		fmt.Fprintf(os.Stderr, "zviz: %v\n", err)
-		return err
-	}
-	return nil
+	fmt.Fprintf(os.Stderr, "zviz: %v\n", err)
+	return err
 }
 
 // waitForStart blocks on opening the exec fifo for writing; `zviz start`
 // opening it for reading releases us (runc's exec.fifo protocol: no daemon
 // is needed between create and start). The O_PATH descriptor was opened by
 // the parent before pivot_root; reopening it through /proc/self/fd works
-// after it.
+// after it. The write end stays open, close-on-exec: `zviz start` sees it
+// close when the process has been executed (or the init died), and only
+// then runs the poststart hooks, after our startContainer ones
+// (runtime-spec config.md).
 func waitForStart(fifoFD int) error {
 	path := "/proc/self/fd/" + strconv.Itoa(fifoFD)
 	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CLOEXEC, 0)
@@ -84,9 +85,10 @@ func waitForStart(fifoFD int) error {
 	}
 	_ = unix.Close(fifoFD)
 	if _, err := unix.Write(fd, []byte{0}); err != nil {
+		unix.Close(fd)
 		return fmt.Errorf("write exec fifo: %w", err)
 	}
-	return unix.Close(fd)
+	return nil
 }
 
 // lookupEnv returns the value of key in a KEY=VALUE list.

@@ -42,6 +42,45 @@ func joinNamespaces(join map[specs.LinuxNamespaceType]string) error {
 	return nil
 }
 
+// becomeRoot switches to uid and gid 0 of our user namespace when they are
+// mapped, as runc's nsexec does once the maps are written. The init keeps
+// the ids it was cloned with otherwise, which need not be mapped at all
+// (real root with uidMappings {0, 100000, 65536} shows as the overflow id):
+// files it creates would then belong to no id (EOVERFLOW). Without a
+// mapped 0 (zviz sandbox maps the caller to itself) the ids are kept.
+// syscall's set*id act on every thread.
+func becomeRoot(inUserNS bool) error {
+	if !inUserNS {
+		return nil
+	}
+	if os.Getgid() != 0 && idMapped(0, "/proc/self/gid_map") {
+		if err := unix.Setresgid(0, 0, 0); err != nil {
+			return fmt.Errorf("become gid 0 in the user namespace: %w", err)
+		}
+	}
+	if os.Getuid() != 0 && idMapped(0, "/proc/self/uid_map") {
+		if err := unix.Setresuid(0, 0, 0); err != nil {
+			return fmt.Errorf("become uid 0 in the user namespace: %w", err)
+		}
+	}
+	return nil
+}
+
+// idMapped reports whether id (as seen inside) is in a uid_map/gid_map.
+func idMapped(id int, mapFile string) bool {
+	b, err := readSmall(mapFile)
+	if err != nil {
+		return false
+	}
+	for _, l := range strings.Split(b, "\n") {
+		var inside, outside, count uint64
+		if _, err := fmt.Sscan(l, &inside, &outside, &count); err == nil && uint64(id) >= inside && uint64(id)-inside < count {
+			return true
+		}
+	}
+	return false
+}
+
 func setHostname(b *wire.Bootstrap) error {
 	if b.Spec.Hostname != "" {
 		if !b.NewUTS {

@@ -46,6 +46,15 @@ func prepareProcess(b *wire.Bootstrap, con *console) (*process, error) {
 	if b.SetgroupsDenied && len(sp.User.AdditionalGids) > 0 {
 		return nil, errors.New("process.user.additionalGids: cannot be set: the user namespace has a single-id gid map without setgroups (add /etc/subgid ranges for this user)")
 	}
+	// A user namespace zviz did not make (rootless podman, `unshare -r`)
+	// may deny setgroups too, and a nested one inherits the denial
+	// (user_namespaces(7), "/proc/[pid]/setgroups"); runc checks the same file.
+	if p.setgroups && setgroupsDenied() {
+		if len(sp.User.AdditionalGids) > 0 {
+			return nil, errors.New("process.user.additionalGids: cannot be set: setgroups is denied in this user namespace (/proc/self/setgroups)")
+		}
+		p.setgroups = false
+	}
 	if err := applyRlimits(sp.Rlimits); err != nil {
 		return nil, err
 	}
@@ -62,6 +71,12 @@ func prepareProcess(b *wire.Bootstrap, con *console) (*process, error) {
 	}
 	p.argv0 = bin
 	return p, nil
+}
+
+// setgroupsDenied reports whether /proc/self/setgroups says "deny".
+func setgroupsDenied() bool {
+	v, err := readSmall("/proc/self/setgroups")
+	return err == nil && v == "deny"
 }
 
 // processEnv is process.env plus HOME from the container's /etc/passwd when

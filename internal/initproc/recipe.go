@@ -1,6 +1,7 @@
 package initproc
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 
@@ -16,6 +17,11 @@ func build(conn *wire.Conn, b *wire.Bootstrap) (*process, error) {
 	s := b.Spec
 	rc := &rootfs.Config{Rootfs: b.Rootfs, Spec: s, UserNS: b.UserNS, NoPivot: b.NoPivot}
 
+	// The parent has written our id maps: act as the namespace's root from
+	// now on, or files we create would belong to an unmapped id (EOVERFLOW).
+	if err := becomeRoot(b.UserNS); err != nil {
+		return nil, err
+	}
 	// Namespaces given by path are entered first: every later step (mounts,
 	// hostname, sysctls) must act inside them.
 	if err := joinNamespaces(b.Join); err != nil {
@@ -67,6 +73,10 @@ func build(conn *wire.Conn, b *wire.Bootstrap) (*process, error) {
 	}
 	p, err := prepareProcess(b, con)
 	if err != nil {
+		return nil, err
+	}
+	// startContainer hooks get the state too (runtime-spec runtime.md).
+	if p.state, err = createdState(hd.State); err != nil {
 		return nil, err
 	}
 	var fds []int
@@ -123,4 +133,16 @@ func (p *process) launch() error {
 		return err
 	}
 	return p.exec()
+}
+
+// createdState is the state the parent sent for the hooks, with the status
+// the container has when startContainer hooks run: created (the parent's
+// copy says creating, as it was taken before the container was ready).
+func createdState(state json.RawMessage) ([]byte, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(state, &m); err != nil {
+		return nil, fmt.Errorf("decode container state for hooks: %w", err)
+	}
+	m["status"] = json.RawMessage(`"created"`)
+	return json.Marshal(m)
 }

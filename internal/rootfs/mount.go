@@ -44,6 +44,12 @@ func (s *setup) mount(label string, m *specs.Mount) error {
 	}
 	// runc treats a relative destination as relative to "/"; so do we.
 	dst := filepath.Clean("/" + m.Destination)
+	if m.Type == "proc" {
+		// A container's /proc is always nosuid, nodev and noexec, whatever
+		// the config says (SPEC.md, enforcement layer 2): nothing there is
+		// meant to be executed or to be a device.
+		o.flags |= unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
+	}
 	if m.Type == "proc" && dst != "/proc" {
 		return fmt.Errorf("%s.destination %q: proc may only be mounted on /proc", label, m.Destination)
 	}
@@ -168,9 +174,11 @@ func (s *setup) mountAt(fd int, m *specs.Mount, dst string, o *mountOpts) error 
 func (s *setup) fallback(fd int, m *specs.Mount, dst string, o *mountOpts, err error) error {
 	var src string
 	switch {
-	case m.Type == "sysfs" && errors.Is(err, unix.EPERM):
+	case m.Type == "sysfs" && (errors.Is(err, unix.EPERM) || errors.Is(err, unix.EBUSY)):
 		// sysfs(5) may only be mounted by the owner of the network
-		// namespace; with a shared netns that is not us.
+		// namespace; with a shared netns that is not us. EBUSY: the host's
+		// sysfs of this netns is already mounted right there (zviz sandbox
+		// binds the host's tree first); runc falls back on both errors.
 		src = "/sys"
 	case m.Type == "cgroup" && (errors.Is(err, unix.EPERM) || errors.Is(err, unix.EBUSY)):
 		// cgroup2 needs a cgroup namespace owned by our user namespace.

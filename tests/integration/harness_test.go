@@ -140,23 +140,9 @@ func (r *rt) checkClean() {
 		t.Errorf("state left behind in %s: %v", r.root, names)
 	}
 	os.RemoveAll(r.root)
-	if pids := initsOf(r.root); len(pids) > 0 {
+	if pids := initsUnder(r.root); len(pids) > 0 {
 		t.Errorf("zviz:[init] processes left behind: %v", pids)
 	}
-}
-
-// initsOf lists live zviz:[init] processes (any user): between tests
-// there should be none.
-func initsOf(string) []string {
-	var pids []string
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && strings.HasPrefix(string(b), "zviz:[init]") {
-			pids = append(pids, e.Name())
-		}
-	}
-	return pids
 }
 
 func uidOf(t testing.TB, name string) int {
@@ -169,4 +155,25 @@ func uidOf(t testing.TB, name string) int {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// initsUnder lists the zviz:[init] processes whose exec fifo is in the
+// state directory root (other test processes may run inits of their own).
+func initsUnder(root string) []string {
+	var pids []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || !strings.HasPrefix(string(b), "zviz:[init]") {
+			continue
+		}
+		fds, _ := os.ReadDir(filepath.Join("/proc", e.Name(), "fd"))
+		for _, fd := range fds {
+			if l, err := os.Readlink(filepath.Join("/proc", e.Name(), "fd", fd.Name())); err == nil && strings.HasPrefix(l, root+"/") {
+				pids = append(pids, e.Name())
+				break
+			}
+		}
+	}
+	return pids
 }

@@ -1,0 +1,391 @@
+package integration
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/zviz/zviz/tests/probe/report"
+	"github.com/zviz/zviz/tests/testutil"
+)
+
+// This file holds the namespace tests and the small helpers the core
+// runtime tests (ns, rootfs, process, terminal, hooks, sandbox) share.
+
+// nsKinds are the namespaces every default bundle asks zviz to create.
+var nsKinds = []string{"pid", "mnt", "ipc", "uts", "cgroup", "net"}
+
+// hostNS reads the inodes of the host's namespaces: the test's own (pid 1
+// of this VM may be undumpable, so /proc/1/ns can be out of reach even
+// for root; the test runs in the host's namespaces).
+func hostNS(t *testing.T) map[string]uint64 {
+	t.Helper()
+	m := map[string]uint64{}
+	for _, n := range append([]string{"user"}, nsKinds...) {
+		var st unix.Stat_t
+		if err := unix.Stat("/proc/self/ns/"+n, &st); err != nil {
+			t.Fatalf("stat host namespace: %v", err)
+		}
+		m[n] = st.Ino
+	}
+	return m
+}
+
+// probeInfo runs the bundle (whose process is `/probe info`) with `zviz run`
+// and decodes the report.
+func (r *rt) probeInfo(bundle string, flags ...string) report.Info {
+	r.t.Helper()
+	args := append(append([]string{"run", "--bundle", bundle}, flags...), "info-"+randID())
+	res := r.ok(args...)
+	var in report.Info
+	testutil.DecodeJSON(r.t, []byte(res.stdout), &in)
+	if len(in.Errors) > 0 {
+		r.t.Logf("probe reported errors: %v", in.Errors)
+	}
+	return in
+}
+
+// runCmd runs a prepared zviz command to completion (bounded: 60 s),
+// capturing stdout and stderr unless the caller set them.
+func (r *rt) runCmd(c *exec.Cmd) result {
+	r.t.Helper()
+	var out, errb bytes.Buffer
+	if c.Stdout == nil {
+		c.Stdout = &out
+	}
+	if c.Stderr == nil {
+		c.Stderr = &errb
+	}
+	if err := c.Start(); err != nil {
+		r.t.Fatalf("start %v: %v", c.Args, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(60 * time.Second):
+		c.Process.Kill()
+		<-done
+		r.t.Fatalf("%v: timed out\nstdout: %s\nstderr: %s", c.Args, out.String(), errb.String())
+	}
+	res := result{stdout: out.String(), stderr: errb.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		res.code = ee.ExitCode()
+	} else if err != nil {
+		r.t.Fatalf("%v: %v", c.Args, err)
+	}
+	return res
+}
+
+// detached is a container made with `zviz create` whose stdio goes to
+// files (a pipe would keep create's caller waiting for the init).
+type detached struct {
+	r        *rt
+	id       string
+	out, err string
+}
+
+// createLogged runs `zviz create` with stdout/stderr redirected to files and
+// returns the handle; it fails the test unless create succeeds.
+func (r *rt) createLogged(bundle string, flags ...string) *detached {
+	r.t.Helper()
+	d := &detached{r: r, id: "c-" + randID()}
+	dir := r.t.TempDir()
+	d.out, d.err = filepath.Join(dir, "stdout"), filepath.Join(dir, "stderr")
+	res := r.createTo(d, bundle, flags...)
+	if res.code != 0 {
+		r.t.Fatalf("zviz create: %v\ncontainer stderr: %s", res, d.stderr())
+	}
+	r.t.Cleanup(func() { _ = r.cmd("delete", "--force", d.id).Run() })
+	return d
+}
+
+func (r *rt) createTo(d *detached, bundle string, flags ...string) result {
+	r.t.Helper()
+	of, err := os.Create(d.out)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer of.Close()
+	ef, err := os.Create(d.err)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer ef.Close()
+	c := r.cmd(append(append([]string{"create", "--bundle", bundle}, flags...), d.id)...)
+	c.Stdout, c.Stderr = of, ef
+	res := r.runCmd(c)
+	b, _ := os.ReadFile(d.err)
+	res.stderr = string(b)
+	return res
+}
+
+func (d *detached) stdout() string { b, _ := os.ReadFile(d.out); return string(b) }
+func (d *detached) stderr() string { b, _ := os.ReadFile(d.err); return string(b) }
+
+// status is the container's status from `zviz state`.
+func (d *detached) status() string {
+	d.r.t.Helper()
+	res := d.r.ok("state", d.id)
+	var st specs.State
+	testutil.DecodeJSON(d.r.t, []byte(res.stdout), &st)
+	return string(st.Status)
+}
+
+// wait waits (up to 20 s) for the container to stop, then deletes it.
+func (d *detached) wait() {
+	d.r.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for d.status() != "stopped" {
+		if time.Now().After(deadline) {
+			d.r.t.Fatalf("container %s did not stop\nstdout: %s\nstderr: %s", d.id, d.stdout(), d.stderr())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	d.r.ok("delete", d.id)
+}
+
+func randID() string {
+	var b [6]byte
+	if _, err := unix.Getrandom(b[:], 0); err != nil {
+		return fmt.Sprint(time.Now().UnixNano())
+	}
+	return fmt.Sprintf("%x", b)
+}
+
+// shBundle is a bundle whose process is `sh -c script`.
+func (r *rt) shBundle(script string, edit func(s *specs.Spec)) string {
+	return r.bundle(func(s *specs.Spec) {
+		s.Process.Args = []string{"sh", "-c", script}
+		if edit != nil {
+			edit(s)
+		}
+	})
+}
+
+// withoutNS removes namespaces of the given types from the config.
+func withoutNS(s *specs.Spec, types ...specs.LinuxNamespaceType) {
+	s.Linux.Namespaces = slices.DeleteFunc(s.Linux.Namespaces, func(n specs.LinuxNamespace) bool {
+		return slices.Contains(types, n.Type)
+	})
+}
+
+func hasNS(s *specs.Spec, typ specs.LinuxNamespaceType) bool {
+	return slices.ContainsFunc(s.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == typ })
+}
+
+// TestNSNew: every namespace the config asks for is new, the new network
+// namespace holds only lo, up, and root without a user namespace in the
+// config stays in the host's user namespace while zviztest gets its own.
+func TestNSNew(t *testing.T) {
+	host := hostNS(t)
+	forEachUser(t, func(t *testing.T, r *rt) {
+		in := r.probeInfo(r.bundle(nil))
+		for _, n := range nsKinds {
+			if in.NS[n] == 0 || in.NS[n] == host[n] {
+				t.Errorf("%s namespace: container %d, host %d: want a new one", n, in.NS[n], host[n])
+			}
+		}
+		if len(in.Interfaces) != 1 || in.Interfaces[0].Name != "lo" || !in.Interfaces[0].Up {
+			t.Errorf("interfaces: got %+v, want only lo, up", in.Interfaces)
+		}
+		if r.user == "root" && in.NS["user"] != host["user"] {
+			t.Errorf("root without a user namespace in config: user ns %d, host %d", in.NS["user"], host["user"])
+		}
+		if r.user != "root" && in.NS["user"] == host["user"] {
+			t.Errorf("%s: user namespace is the host's", r.user)
+		}
+		if in.PID != 1 {
+			t.Errorf("pid %d, want 1 in a new pid namespace", in.PID)
+		}
+	})
+}
+
+// TestNSUserDefaultMapping: zviztest without uidMappings gets container 0
+// mapped to itself and 1..65536 to its subordinate range (newuidmap).
+func TestNSUserDefaultMapping(t *testing.T) {
+	testutil.Requires(t, "root", "unprivileged-user", "subuid", "newuidmap")
+	r := newRT(t, testutil.TestUser)
+	uid := uidOf(t, r.user)
+	in := r.probeInfo(r.bundle(func(s *specs.Spec) {
+		s.Linux.UIDMappings, s.Linux.GIDMappings = nil, nil
+	}))
+	start := subIDStart(t, "/etc/subuid", r.user)
+	want := []string{fmt.Sprintf("0 %d 1", uid), fmt.Sprintf("1 %d 65536", start)}
+	if !slices.Equal(in.UIDMap, want) {
+		t.Errorf("uid_map: got %q, want %q", in.UIDMap, want)
+	}
+	gstart := subIDStart(t, "/etc/subgid", r.user)
+	wantG := []string{fmt.Sprintf("0 %d 1", uid), fmt.Sprintf("1 %d 65536", gstart)}
+	if !slices.Equal(in.GIDMap, wantG) {
+		t.Errorf("gid_map: got %q, want %q", in.GIDMap, wantG)
+	}
+}
+
+// subIDStart is the first subordinate id of user in path (first range).
+func subIDStart(t *testing.T, path, user string) int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Split(l, ":")
+		if len(f) == 3 && (f[0] == user || f[0] == fmt.Sprint(uidOf(t, user))) {
+			var n int
+			fmt.Sscan(f[1], &n)
+			return n
+		}
+	}
+	t.Fatalf("%s has no range for %s", path, user)
+	return 0
+}
+
+// TestNSUserConfigMapping: mappings from the config are used exactly, for
+// zviztest ({0,1001,1}) and for root (a user namespace it asked for).
+func TestNSUserConfigMapping(t *testing.T) {
+	host := hostNS(t)
+	forEachUser(t, func(t *testing.T, r *rt) {
+		uid := uint32(uidOf(t, r.user))
+		maps := []specs.LinuxIDMapping{{ContainerID: 0, HostID: uid, Size: 1}}
+		if r.user == "root" {
+			maps = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 200000, Size: 65536}}
+		}
+		b := r.bundle(func(s *specs.Spec) {
+			if !hasNS(s, specs.UserNamespace) {
+				s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+			}
+			// For root the rootfs stays owned by host root (unmapped inside):
+			// it is world-readable, and the probe only reads.
+			s.Linux.UIDMappings, s.Linux.GIDMappings = maps, maps
+		})
+		in := r.probeInfo(b)
+		want := fmt.Sprintf("%d %d %d", maps[0].ContainerID, maps[0].HostID, maps[0].Size)
+		if !slices.Equal(in.UIDMap, []string{want}) || !slices.Equal(in.GIDMap, []string{want}) {
+			t.Errorf("uid_map %q gid_map %q, want exactly [%q]", in.UIDMap, in.GIDMap, want)
+		}
+		if in.NS["user"] == host["user"] {
+			t.Errorf("user namespace is the host's, want a new one")
+		}
+	})
+}
+
+// TestNSJoinNetworkByPath: root joins a named network namespace that has
+// a bridge interface (dummy may be a missing module); the container sees exactly that namespace.
+func TestNSJoinNetworkByPath(t *testing.T) {
+	testutil.Requires(t, "root")
+	r := newRT(t, "root")
+	name := "zviztest-" + randID()
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "delete", name).Run() })
+	if out, err := exec.Command("ip", "-n", name, "link", "add", "zvizbr0", "type", "bridge").CombinedOutput(); err != nil {
+		t.Fatalf("ip link add: %v: %s", err, out)
+	}
+	path := "/run/netns/" + name
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	b := r.bundle(func(s *specs.Spec) {
+		withoutNS(s, specs.NetworkNamespace)
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: path})
+	})
+	in := r.probeInfo(b)
+	if in.NS["net"] != st.Ino {
+		t.Errorf("net namespace %d, want the joined one %d", in.NS["net"], st.Ino)
+	}
+	var names []string
+	for _, i := range in.Interfaces {
+		names = append(names, i.Name)
+	}
+	if !slices.Contains(names, "zvizbr0") {
+		t.Errorf("interfaces %v: want zvizbr0 of the joined namespace", names)
+	}
+}
+
+// TestNSJoinUnsupported: joining a user, mount or pid namespace by path is
+// refused up front with an error naming the namespace, and leaves nothing.
+func TestNSJoinUnsupported(t *testing.T) {
+	forEachUser(t, func(t *testing.T, r *rt) {
+		for _, typ := range []specs.LinuxNamespaceType{specs.UserNamespace, specs.MountNamespace, specs.PIDNamespace} {
+			b := r.bundle(func(s *specs.Spec) {
+				withoutNS(s, typ)
+				s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: typ, Path: "/proc/self/ns/" + nsFile(typ)})
+			})
+			res := r.run("run", "--bundle", b, "join-"+randID())
+			if res.code == 0 {
+				t.Errorf("join %s by path: succeeded, want an error", typ)
+				continue
+			}
+			if !strings.Contains(res.stderr, string(typ)) || !strings.Contains(res.stderr, "not supported") {
+				t.Errorf("join %s by path: unclear error: %v", typ, res)
+			}
+		}
+	})
+}
+
+func nsFile(typ specs.LinuxNamespaceType) string {
+	if typ == specs.MountNamespace {
+		return "mnt"
+	}
+	return string(typ)
+}
+
+// TestNSInsideUserNamespace is the rootless podman case: zviztest runs zviz
+// as root of a user namespace it made with unshare. Without a user
+// namespace in the config the container stays in that namespace (no second
+// mapping); with one, a nested namespace is created.
+func TestNSInsideUserNamespace(t *testing.T) {
+	testutil.Requires(t, "root", "unprivileged-user")
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("requires unshare (util-linux)")
+	}
+	r := newRT(t, testutil.TestUser)
+	for _, nested := range []bool{false, true} {
+		t.Run(fmt.Sprintf("config-userns=%v", nested), func(t *testing.T) {
+			uid := uint32(uidOf(t, r.user))
+			s := testutil.DefaultSpec(true, uid, uid)
+			withoutNS(s, specs.UserNamespace)
+			s.Linux.UIDMappings, s.Linux.GIDMappings = nil, nil
+			if nested {
+				s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+				one := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 0, Size: 1}}
+				s.Linux.UIDMappings, s.Linux.GIDMappings = one, one
+			}
+			b := testutil.BusyboxBundle(t, testutil.BundleOptions{Spec: s, User: r.user})
+			script := `stat -L -c %i /proc/self/ns/user && exec "$@"`
+			c := testutil.RunAs(t, r.user, nil, "unshare", "--user", "--map-root-user", "--mount",
+				"sh", "-c", script, "sh", r.zviz, "--root", r.root, "run", "--bundle", b, "nested-"+randID())
+			res := r.runCmd(c)
+			if res.code != 0 {
+				t.Fatalf("zviz inside unshare: %v", res)
+			}
+			first, rest, _ := strings.Cut(res.stdout, "\n")
+			var outer uint64
+			fmt.Sscan(first, &outer)
+			var in report.Info
+			testutil.DecodeJSON(t, []byte(rest), &in)
+			if !nested && in.NS["user"] != outer {
+				t.Errorf("user namespace %d, want the caller's %d (no second one)", in.NS["user"], outer)
+			}
+			if nested && (in.NS["user"] == outer || !slices.Equal(in.UIDMap, []string{"0 0 1"})) {
+				t.Errorf("user namespace %d (caller's %d), uid_map %q: want a new one mapped 0 0 1", in.NS["user"], outer, in.UIDMap)
+			}
+			if in.UID != 0 {
+				t.Errorf("uid %d, want 0", in.UID)
+			}
+		})
+	}
+}

@@ -1,0 +1,273 @@
+package integration
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/zviz/zviz/tests/probe/report"
+	"github.com/zviz/zviz/tests/testutil"
+)
+
+// consoleSocket listens on a unix socket the runtime's user may connect
+// to and returns its path and a channel delivering the first pty master
+// received with SCM_RIGHTS.
+func consoleSocket(t *testing.T, user string) (string, <-chan *os.File) {
+	t.Helper()
+	path := filepath.Join(hostTempDir(t, user), "console.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	if err := os.Chmod(path, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan *os.File, 1)
+	go func() {
+		defer close(ch)
+		c, err := l.AcceptUnix()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		buf, oob := make([]byte, 4096), make([]byte, unix.CmsgSpace(4))
+		_, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+		if err != nil {
+			return
+		}
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil || len(msgs) != 1 {
+			return
+		}
+		fds, err := unix.ParseUnixRights(&msgs[0])
+		if err != nil || len(fds) != 1 {
+			return
+		}
+		ch <- os.NewFile(uintptr(fds[0]), "pty-master")
+	}()
+	return path, ch
+}
+
+// ptyReader collects everything read from a pty master until EOF/EIO.
+type ptyReader struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	done chan struct{}
+}
+
+func readPTY(f *os.File) *ptyReader {
+	p := &ptyReader{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		b := make([]byte, 4096)
+		for {
+			n, err := f.Read(b)
+			p.mu.Lock()
+			p.buf.Write(b[:n])
+			p.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return p
+}
+
+func (p *ptyReader) String() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.buf.String()
+}
+
+// waitFor waits up to 10 s for s to appear in the output after offset
+// from, and returns the offset after it.
+func (p *ptyReader) waitFor(t *testing.T, s string, from int) int {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		out := p.String()
+		if from <= len(out) {
+			if i := strings.Index(out[from:], s); i >= 0 {
+				return from + i + len(s)
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("terminal output %q: no %q", p.String(), s)
+	return 0
+}
+
+// TestTerminalConsoleSocket: create with --console-socket hands the pty
+// master over; the test drives sh through it, reads the output back, and
+// sees the status through the console; the probe's stdio are a tty.
+func TestTerminalConsoleSocket(t *testing.T) {
+	forEachUser(t, func(t *testing.T, r *rt) {
+		sock, masters := consoleSocket(t, r.user)
+		b := r.bundle(func(s *specs.Spec) {
+			s.Process.Terminal = true
+			s.Process.Args = []string{"sh"}
+		})
+		d := r.createLogged(b, "--console-socket", sock)
+		master := <-masters
+		if master == nil {
+			t.Fatal("no pty master received on the console socket")
+		}
+		defer master.Close()
+		out := readPTY(master)
+		r.ok("start", d.id)
+		if _, err := master.WriteString("echo h''i; exit 3\n"); err != nil {
+			t.Fatal(err)
+		}
+		out.waitFor(t, "hi\r\n", 0)
+		d.wait()
+
+		sock, masters = consoleSocket(t, r.user)
+		b = r.bundle(func(s *specs.Spec) { s.Process.Terminal = true })
+		d = r.createLogged(b, "--console-socket", sock)
+		master = <-masters
+		if master == nil {
+			t.Fatal("no pty master received on the console socket")
+		}
+		defer master.Close()
+		out = readPTY(master)
+		r.ok("start", d.id)
+		<-out.done
+		d.wait()
+		var in report.Info
+		testutil.DecodeJSON(t, []byte(out.String()), &in)
+		if in.TTY != [3]bool{true, true, true} {
+			t.Errorf("probe stdio tty %v, want all three", in.TTY)
+		}
+	})
+}
+
+// TestTerminalRunConsoleSocketExitCode: `zviz run --console-socket`
+// passes the master and returns the process's exit status.
+func TestTerminalRunConsoleSocketExitCode(t *testing.T) {
+	forEachUser(t, func(t *testing.T, r *rt) {
+		sock, masters := consoleSocket(t, r.user)
+		b := r.bundle(func(s *specs.Spec) {
+			s.Process.Terminal = true
+			s.Process.Args = []string{"sh"}
+		})
+		c := r.cmd("run", "--console-socket", sock, "--bundle", b, "tty-"+randID())
+		resc := make(chan result, 1)
+		go func() { resc <- r.runCmd(c) }()
+		var master *os.File
+		select {
+		case master = <-masters:
+		case res := <-resc:
+			t.Fatalf("run exited before handing over the console: %v", res)
+		}
+		if master == nil {
+			t.Fatal("no pty master received on the console socket")
+		}
+		defer master.Close()
+		out := readPTY(master)
+		if _, err := master.WriteString("echo h''i; exit 3\n"); err != nil {
+			t.Fatal(err)
+		}
+		res := <-resc
+		if res.code != 3 {
+			t.Errorf("run: %v, want exit 3", res)
+		}
+		if strings.Contains(res.stdout, "hi") || strings.Contains(res.stdout, "BusyBox") {
+			t.Errorf("run relayed the console to its stdout although the master went to --console-socket: %v", res)
+		}
+		select {
+		case <-out.done:
+		case <-time.After(5 * time.Second):
+		}
+		if !strings.Contains(out.String(), "hi\r\n") {
+			t.Errorf("console socket's master: output %q, want hi", out.String())
+		}
+	})
+}
+
+// TestTerminalRun: a foreground `zviz run` with terminal: true on a real
+// pty: typed commands run, output comes back, window size changes follow
+// (SIGWINCH), and the exit status is returned.
+func TestTerminalRun(t *testing.T) {
+	forEachUser(t, func(t *testing.T, r *rt) {
+		master, slave := openPTY(t)
+		setSize(t, master, 30, 100)
+		b := r.bundleWith(func(s *specs.Spec) {
+			s.Process.Terminal = true
+			s.Process.Args = []string{"sh"}
+			s.Process.Env = append(s.Process.Env, "PS1=$ ")
+		}, nil)
+		c := r.cmd("run", "--bundle", b, "tty-"+randID())
+		c.Stdin, c.Stdout, c.Stderr = slave, slave, slave
+		if c.SysProcAttr == nil {
+			c.SysProcAttr = &syscall.SysProcAttr{}
+		}
+		c.SysProcAttr.Setsid, c.SysProcAttr.Setctty, c.SysProcAttr.Ctty = true, true, 0
+		out := readPTY(master)
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitc := make(chan error, 1)
+		go func() { waitc <- c.Wait() }()
+		slave.Close()
+		type_ := func(s string) {
+			if _, err := master.WriteString(s); err != nil {
+				t.Fatal(err)
+			}
+		}
+		type_("echo size=$(stty size)=\n")
+		off := out.waitFor(t, "size=30 100=", 0)
+		setSize(t, master, 40, 120)
+		c.Process.Signal(unix.SIGWINCH)
+		time.Sleep(100 * time.Millisecond)
+		type_("echo size=$(stty size)=; echo t''ty=$(tty)\n")
+		off = out.waitFor(t, "size=40 120=", off)
+		out.waitFor(t, "tty=/dev/pts/", off)
+		type_("exit 5\n")
+		select {
+		case <-waitc:
+			if code := c.ProcessState.ExitCode(); code != 5 {
+				t.Errorf("run: exit %d, want 5; terminal: %q", code, out.String())
+			}
+		case <-time.After(20 * time.Second):
+			c.Process.Kill()
+			<-waitc
+			t.Fatalf("run did not exit; terminal: %q", out.String())
+		}
+	})
+}
+
+// openPTY opens a pty pair in the test (the host's devpts).
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	sfd, _, errno := unix.Syscall(unix.SYS_IOCTL, m.Fd(), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC)
+	if errno != 0 {
+		t.Fatal(errno)
+	}
+	s := os.NewFile(uintptr(sfd), "pty-slave")
+	t.Cleanup(func() { m.Close(); s.Close() })
+	return m, s
+}
+
+func setSize(t *testing.T, master *os.File, rows, cols uint16) {
+	t.Helper()
+	if err := unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: rows, Col: cols}); err != nil {
+		t.Fatal(err)
+	}
+}
