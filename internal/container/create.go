@@ -57,6 +57,7 @@ type created struct {
 	cmd    *exec.Cmd
 	master *os.File // pty master, when the caller (run) keeps it
 	pid    int
+	rec    *record // as saved: run starts and deletes without reading it back
 }
 
 // Create builds the container and leaves its init parked before the user's
@@ -193,7 +194,7 @@ func startInit(h *handle, rec *record, plan *nsPlan, c *CreateOptions, undo *cle
 		}
 		b.SetgroupsDenied = denied
 	}
-	cr := &created{cmd: cmd, pid: rec.Pid}
+	cr := &created{cmd: cmd, pid: rec.Pid, rec: rec}
 	if err := handshake(parent, b, rec, cr); err != nil {
 		return nil, initError(err, cmd)
 	}
@@ -285,27 +286,31 @@ func listenFDs() int {
 
 // handshake drives the protocol up to Ready (see package wire).
 func handshake(conn *wire.Conn, b *wire.Bootstrap, rec *record, cr *created) error {
-	if err := conn.Send(wire.KindBootstrap, b); err != nil {
-		return err
-	}
-	if _, err := conn.Expect(wire.KindMountsDone, nil); err != nil {
-		return err
-	}
 	state, err := json.Marshal(rec.state(""))
 	if err != nil {
 		return err
 	}
-	if hk := rec.Spec.Hooks; hk != nil {
-		//lint:ignore SA1019 prestart is deprecated but still part of the spec and used.
+	hk := rec.Spec.Hooks
+	//lint:ignore SA1019 prestart is deprecated but still part of the spec and used.
+	b.ParentHooks = hk != nil && (len(hk.Prestart) > 0 || len(hk.CreateRuntime) > 0) //nolint:staticcheck
+	b.State = state
+	if err := conn.Send(wire.KindBootstrap, b); err != nil {
+		return err
+	}
+	if b.ParentHooks {
+		if _, err := conn.Expect(wire.KindMountsDone, nil); err != nil {
+			return err
+		}
+		//lint:ignore SA1019 see above.
 		if err := hooks.Run("prestart", hk.Prestart, state); err != nil { //nolint:staticcheck
 			return err
 		}
 		if err := hooks.Run("createRuntime", hk.CreateRuntime, state); err != nil {
 			return err
 		}
-	}
-	if err := conn.Send(wire.KindHooksDone, wire.HooksDone{State: state}); err != nil {
-		return err
+		if err := conn.Send(wire.KindHooksDone, nil); err != nil {
+			return err
+		}
 	}
 	fds, err := conn.Expect(wire.KindReady, nil)
 	if err != nil {

@@ -37,23 +37,44 @@ func Run(o *Options, c *CreateOptions, detach bool) (int, error) {
 	var relay *relay
 	if cr.master != nil {
 		if relay, err = startRelay(cr.master); err != nil {
-			_ = Delete(o, c.ID, true)
+			_ = finish(o, cr, true)
 			return 1, err
 		}
 		defer relay.restore()
 	}
-	if err := Start(o, c.ID); err != nil {
-		_ = Delete(o, c.ID, true)
+	if err := startCreated(o, cr); err != nil {
+		_ = finish(o, cr, true)
 		return 1, err
 	}
 	code := waitForeground(cr, sigs, relay)
 	if relay != nil {
 		relay.finish()
 	}
-	if err := Delete(o, c.ID, true); err != nil {
-		return code, err
+	return code, finish(o, cr, true)
+}
+
+// startCreated and finish are Start and Delete for the container run has
+// just created: its record is in memory, so they only take the lock (a
+// delete from elsewhere in between is still seen: lookup fails).
+func startCreated(o *Options, cr *created) error {
+	h, err := o.store().lookup(cr.rec.ID)
+	if err != nil {
+		return err
 	}
-	return code, nil
+	defer h.unlock()
+	return start(o, h, cr.rec)
+}
+
+func finish(o *Options, cr *created, force bool) error {
+	h, err := o.store().lookup(cr.rec.ID)
+	if errors.Is(err, ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer h.unlock()
+	return destroy(o, h, cr.rec, force)
 }
 
 // waitForeground forwards signals to the container's init until it exits.

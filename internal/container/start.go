@@ -23,6 +23,12 @@ func Start(o *Options, id string) error {
 	if err != nil {
 		return err
 	}
+	return start(o, h, r)
+}
+
+// start is Start on a locked container whose record the caller has.
+func start(o *Options, h *handle, r *record) error {
+	id := r.ID
 	switch st := r.status(h.dir); st {
 	case StatusCreated:
 	case StatusStopped:

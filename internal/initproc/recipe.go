@@ -40,17 +40,13 @@ func build(conn *wire.Conn, b *wire.Bootstrap) (*process, error) {
 	}
 	// prestart and createRuntime hooks run in the parent, in the runtime's
 	// namespaces, once the mounts exist and before pivot_root.
-	var hd wire.HooksDone
-	if err := conn.Send(wire.KindMountsDone, nil); err != nil {
-		return nil, err
-	}
-	if _, err := conn.Expect(wire.KindHooksDone, &hd); err != nil {
+	if err := waitParentHooks(conn, b.ParentHooks); err != nil {
 		return nil, err
 	}
 	// createContainer hooks: in the container's namespaces, before pivot_root
 	// (runtime-spec config.md).
 	if s.Hooks != nil {
-		if err := hooks.Run("createContainer", s.Hooks.CreateContainer, hd.State); err != nil {
+		if err := hooks.Run("createContainer", s.Hooks.CreateContainer, b.State); err != nil {
 			return nil, err
 		}
 	}
@@ -76,7 +72,7 @@ func build(conn *wire.Conn, b *wire.Bootstrap) (*process, error) {
 		return nil, err
 	}
 	// startContainer hooks get the state too (runtime-spec runtime.md).
-	if p.state, err = createdState(hd.State); err != nil {
+	if p.state, err = createdState(b.State); err != nil {
 		return nil, err
 	}
 	var fds []int
@@ -93,6 +89,19 @@ func build(conn *wire.Conn, b *wire.Bootstrap) (*process, error) {
 	}
 	_ = conn.Close()
 	return p, nil
+}
+
+// waitParentHooks tells the parent the mounts exist and waits until its
+// hooks have run.
+func waitParentHooks(conn *wire.Conn, want bool) error {
+	if !want {
+		return nil
+	}
+	if err := conn.Send(wire.KindMountsDone, nil); err != nil {
+		return err
+	}
+	_, err := conn.Expect(wire.KindHooksDone, nil)
+	return err
 }
 
 // launch turns the init into the user's process. It runs after `zviz start`.

@@ -14,9 +14,9 @@
 //	                                           join namespaces by path,
 //	                                           hostname, loopback up,
 //	                                           mounts into the rootfs
-//	                              ◀───────── MountsDone
-//	  hooks: prestart, createRuntime
-//	  HooksDone ────────────────────────────▶
+//	                              ◀───────── MountsDone   ┐ only with
+//	  hooks: prestart, createRuntime                       │ prestart or
+//	  HooksDone ────────────────────────────▶              ┘ createRuntime
 //	                                           hooks: createContainer
 //	                                           pivot_root, sysctls, masked
 //	                                           and read-only paths, console,
@@ -297,10 +297,11 @@ type Bootstrap struct {
 	// number of descriptors after stdio the process keeps.
 	FifoFD      int `json:"fifoFD"`
 	PreserveFDs int `json:"preserveFDs"`
-}
-
-// HooksDone carries the container state the init passes to the hooks it
-// runs itself (createContainer, startContainer).
-type HooksDone struct {
-	State json.RawMessage `json:"state"`
+	// State is the container's state JSON for the hooks the init runs
+	// itself (createContainer, startContainer).
+	State json.RawMessage `json:"state,omitempty"`
+	// ParentHooks: the parent has prestart/createRuntime hooks to run once
+	// the mounts exist, so the init stops for MountsDone/HooksDone; without
+	// them that round trip is skipped.
+	ParentHooks bool `json:"parentHooks,omitempty"`
 }
