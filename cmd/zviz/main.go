@@ -1,3 +1,10 @@
+// zviz processes live for milliseconds: the cgroup-aware GOMAXPROCS of Go
+// 1.25 would read /proc/self/cgroup, mountinfo and the CPU quota files at
+// every start (the init's included) and keep them open, for nothing.
+
+//go:debug containermaxprocs=0
+//go:debug updatemaxprocs=0
+
 // Command zviz is a rootless OCI container runtime for code nobody can
 // vouch for. The verbs are runc's (podman and conmon drive zviz the way they
 // drive runc) plus zviz's own: sandbox, policy, apparmor, check. Each verb

@@ -2,6 +2,7 @@ package initproc
 
 import (
 	"fmt"
+	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -23,8 +24,8 @@ var capNames = map[string]uint{
 	"CAP_CHECKPOINT_RESTORE": 40,
 }
 
-// lastCap is the highest capability this kernel knows.
-func lastCap() uint {
+// lastCap is the highest capability this kernel knows, read once.
+var lastCap = sync.OnceValue(func() uint {
 	b, err := readSmall("/proc/sys/kernel/cap_last_cap")
 	if err != nil {
 		return 40
@@ -34,7 +35,7 @@ func lastCap() uint {
 		return 40
 	}
 	return n
-}
+})
 
 // capMask turns a list of names into a 64-bit set. Names this kernel does
 // not know are an error: a capability asked for must not silently vanish.
@@ -64,7 +65,8 @@ func dropBounding(caps *specs.LinuxCapabilities) error {
 			return err
 		}
 	}
-	for c := uint(0); c <= lastCap(); c++ {
+	last := lastCap()
+	for c := uint(0); c <= last; c++ {
 		if keep&(1<<c) != 0 {
 			continue
 		}
