@@ -182,7 +182,7 @@ func startInit(h *handle, rec *record, plan *nsPlan, c *CreateOptions, undo *cle
 		return nil, err
 	}
 	b := &wire.Bootstrap{
-		ID: c.ID, Bundle: rec.Bundle, Rootfs: rec.Rootfs, Spec: rec.Spec, Join: plan.join,
+		ID: c.ID, Bundle: rec.Bundle, Rootfs: rec.Rootfs, Spec: wire.NewInitSpec(rec.Spec), Join: plan.join,
 		NewUTS: plan.newUTS, NewNet: plan.newNet, UserNS: plan.inUserNS, NoPivot: c.NoPivot,
 		Console: rec.Spec.Process.Terminal, PreserveFDs: len(cmd.ExtraFiles) - 2,
 		FifoFD: 3 + len(cmd.ExtraFiles) - 1,

@@ -36,10 +36,10 @@ type process struct {
 // prepareProcess resolves everything about the process that can fail, so
 // that create (not start) reports a bad cwd or a missing binary, with the
 // wording podman maps to exit codes 126 and 127.
-func prepareProcess(b *wire.Bootstrap, con *console) (*process, error) {
-	sp := b.Spec.Process
+func prepareProcess(b *wire.Bootstrap, s *specs.Spec, con *console) (*process, error) {
+	sp := s.Process
 	p := &process{
-		spec: b.Spec, args: sp.Args, cwd: sp.Cwd, user: sp.User,
+		spec: s, args: sp.Args, cwd: sp.Cwd, user: sp.User,
 		setgroups: !b.SetgroupsDenied, caps: sp.Capabilities,
 		noNewPrivs: sp.NoNewPrivileges, preserve: b.PreserveFDs, console: con,
 	}

@@ -14,7 +14,7 @@ import (
 // "created". One line per step; the order is load-bearing and each
 // constraint is commented. The security layers follow in launch.
 func build(conn *wire.Conn, b *wire.Bootstrap) (*process, error) {
-	s := b.Spec
+	s := b.Spec.Spec()
 	rc := &rootfs.Config{Rootfs: b.Rootfs, Spec: s, UserNS: b.UserNS, NoPivot: b.NoPivot}
 
 	// The parent has written our id maps: act as the namespace's root from
@@ -67,7 +67,7 @@ func build(conn *wire.Conn, b *wire.Bootstrap) (*process, error) {
 	if err := rootfs.Finish(rc); err != nil {
 		return nil, err
 	}
-	p, err := prepareProcess(b, con)
+	p, err := prepareProcess(b, s, con)
 	if err != nil {
 		return nil, err
 	}

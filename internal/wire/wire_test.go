@@ -17,7 +17,7 @@ func TestRoundTripWithFD(t *testing.T) {
 	}
 	defer p.Close()
 	defer c.Close()
-	b := &Bootstrap{ID: "x", Rootfs: "/r", Spec: &specs.Spec{Hostname: "h"}, FifoFD: 9,
+	b := &Bootstrap{ID: "x", Rootfs: "/r", Spec: NewInitSpec(&specs.Spec{Hostname: "h"}), FifoFD: 9,
 		Join: map[specs.LinuxNamespaceType]string{specs.NetworkNamespace: "/run/netns/n"}}
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -113,7 +113,7 @@ func TestLargeMessage(t *testing.T) {
 	for i := 0; i < 20000; i++ {
 		s.Process.Env = append(s.Process.Env, "K"+strings.Repeat("v", 50))
 	}
-	if err := p.Send(KindBootstrap, &Bootstrap{Spec: s}); err != nil {
+	if err := p.Send(KindBootstrap, &Bootstrap{Spec: NewInitSpec(s)}); err != nil {
 		t.Fatal(err)
 	}
 	var got Bootstrap
