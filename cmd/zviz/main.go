@@ -1,6 +1,6 @@
 // zviz processes live for milliseconds: the cgroup-aware GOMAXPROCS of Go
-// 1.25 would read /proc/self/cgroup, mountinfo and the CPU quota files at
-// every start (the init's included) and keep them open, for nothing.
+// 1.25 would keep the CPU quota files open and poll them for changes. The
+// runtime still reads them once at start; nothing can switch that off.
 
 //go:debug containermaxprocs=0
 //go:debug updatemaxprocs=0
