@@ -24,6 +24,7 @@ type globals struct {
 	debug         bool
 	systemdCgroup bool
 	rootless      string
+	profile       string
 	version       bool
 	help          bool
 }
@@ -38,6 +39,7 @@ func parseGlobals(args []string) (*globals, []string, error) {
 	fs.BoolVar(&g.debug, "debug", false, "debug output")
 	fs.BoolVar(&g.systemdCgroup, "systemd-cgroup", false, "use systemd for cgroups")
 	fs.StringVar(&g.rootless, "rootless", "auto", "accepted for runc compatibility")
+	fs.StringVar(&g.profile, "profile", "", "security profile: a built-in name or a file (default: the annotation run.zviz.profile, else default)")
 	fs.BoolVar(&g.version, "version", false, "print the version")
 	fs.BoolVar(&g.version, "v", false, "print the version")
 	fs.BoolVar(&g.help, "help", false, "help")
@@ -61,7 +63,7 @@ func (g *globals) options() (*container.Options, error) {
 			return nil, err
 		}
 	}
-	return &container.Options{Root: root, SystemdCgroup: g.systemdCgroup, Debug: g.debug, Warn: os.Stderr}, nil
+	return &container.Options{Root: root, SystemdCgroup: g.systemdCgroup, Debug: g.debug, Profile: g.profile, Warn: os.Stderr}, nil
 }
 
 // fail reports err as the command's final line and returns exit code 1.

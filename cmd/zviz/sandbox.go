@@ -26,6 +26,7 @@ func cmdSandbox(g *globals, args []string) int {
 	fs.Var(&env, "env", "K=V for the command's environment (repeatable)")
 	fs.Var(&env, "e", "K=V for the command's environment (repeatable)")
 	fs.BoolVar(&so.Net, "net", false, "share the host's network")
+	profile := fs.String("profile", "", "security profile: a built-in name or a file")
 	fs.BoolVar(&so.TTY, "tty", false, "allocate a terminal")
 	fs.BoolVar(&so.TTY, "t", false, "allocate a terminal")
 	pos, err := fs.parse(args, false)
@@ -41,6 +42,9 @@ func cmdSandbox(g *globals, args []string) int {
 	o, err := g.options()
 	if err != nil {
 		return g.fail(err)
+	}
+	if *profile != "" {
+		o.Profile = *profile
 	}
 	code, err := container.Sandbox(o, &so)
 	if err != nil {

@@ -27,6 +27,8 @@ type Options struct {
 	Root          string
 	SystemdCgroup bool
 	Debug         bool
+	// Profile is --profile: a built-in profile's name or a file.
+	Profile string
 	// Warn receives one-line warnings (layers not applied as asked).
 	Warn io.Writer
 }
@@ -86,6 +88,13 @@ func create(o *Options, c *CreateOptions, keepConsole bool) (cr *created, err er
 	if err != nil {
 		return nil, err
 	}
+	if err := o.store().open(true); err != nil {
+		return nil, err
+	}
+	policy, policyWarnings, err := decidePolicy(o, s)
+	if err != nil {
+		return nil, err
+	}
 	h, err := o.store().newContainer(c.ID)
 	if err != nil {
 		return nil, err
@@ -101,7 +110,8 @@ func create(o *Options, c *CreateOptions, keepConsole bool) (cr *created, err er
 	rec := &record{
 		OCIVersion: specs.Version, ID: c.ID, Bundle: bundle, Rootfs: spec.RootfsPath(s, bundle),
 		Created: time.Now().UTC(), Owner: ownerName(os.Geteuid()), Annotations: s.Annotations, Spec: s,
-		Warnings: layerWarnings(s),
+		Warnings: append(layerWarnings(s), policyWarnings...),
+		Profile:  policy.Profile,
 	}
 	for _, w := range rec.Warnings {
 		o.warnf("%s", w)
@@ -112,7 +122,7 @@ func create(o *Options, c *CreateOptions, keepConsole bool) (cr *created, err er
 	if err := h.save(rec); err != nil {
 		return nil, err
 	}
-	cr, err = startInit(h, rec, plan, c, &undo)
+	cr, err = startInit(h, rec, plan, c, policy, &undo)
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +146,7 @@ func loadSpec(c *CreateOptions) (*specs.Spec, string, error) {
 
 // startInit starts zviz:[init] in its namespaces, maps its ids and sends it
 // the bootstrap; it returns once the init reports the container ready.
-func startInit(h *handle, rec *record, plan *nsPlan, c *CreateOptions, undo *cleanup) (*created, error) {
+func startInit(h *handle, rec *record, plan *nsPlan, c *CreateOptions, policy *wire.Policy, undo *cleanup) (*created, error) {
 	if n := listenFDs(); n > 0 {
 		rec.Spec.Process.Env = append(rec.Spec.Process.Env, "LISTEN_FDS="+strconv.Itoa(n), "LISTEN_PID=1")
 	}
@@ -185,7 +195,7 @@ func startInit(h *handle, rec *record, plan *nsPlan, c *CreateOptions, undo *cle
 		ID: c.ID, Bundle: rec.Bundle, Rootfs: rec.Rootfs, Spec: wire.NewInitSpec(rec.Spec), Join: plan.join,
 		NewUTS: plan.newUTS, NewNet: plan.newNet, UserNS: plan.inUserNS, NoPivot: c.NoPivot,
 		Console: rec.Spec.Process.Terminal, PreserveFDs: len(cmd.ExtraFiles) - 2,
-		FifoFD: 3 + len(cmd.ExtraFiles) - 1,
+		FifoFD: 3 + len(cmd.ExtraFiles) - 1, Policy: *policy,
 	}
 	if plan.newUser {
 		denied, err := mapIDs(rec.Pid, rec.Spec, plan)

@@ -21,6 +21,7 @@ type State struct {
 	Rootfs   string    `json:"rootfs"`
 	Created  time.Time `json:"created"`
 	Owner    string    `json:"owner"`
+	Profile  string    `json:"profile,omitempty"`
 	Warnings []string  `json:"warnings,omitempty"`
 }
 
@@ -87,6 +88,7 @@ func (r *record) state(dir string) *State {
 		Rootfs:   r.Rootfs,
 		Created:  r.Created,
 		Owner:    r.Owner,
+		Profile:  r.Profile,
 		Warnings: r.Warnings,
 	}
 	if st.Status == StatusCreated || st.Status == StatusRunning || st.Status == StatusCreating {

@@ -45,8 +45,10 @@ type record struct {
 	// Created marks the end of create: until then the status is creating.
 	Ready bool `json:"ready"`
 	// Warnings lists the layers that could not be applied as asked.
-	Warnings []string    `json:"warnings,omitempty"`
-	Spec     *specs.Spec `json:"spec"`
+	Warnings []string `json:"warnings,omitempty"`
+	// Profile is the security profile the container runs under.
+	Profile string      `json:"profile,omitempty"`
+	Spec    *specs.Spec `json:"spec"`
 }
 
 // Store is the state directory tree of one user: one directory per

@@ -19,18 +19,18 @@ import (
 // process is the user's process, resolved during create and launched after
 // start.
 type process struct {
-	spec       *specs.Spec
-	state      []byte
-	argv0      string // resolved executable path inside the container
-	args       []string
-	env        []string
-	cwd        string
-	user       specs.User
-	setgroups  bool
-	caps       *specs.LinuxCapabilities
-	noNewPrivs bool
-	preserve   int
-	console    *console
+	spec      *specs.Spec
+	state     []byte
+	argv0     string // resolved executable path inside the container
+	args      []string
+	env       []string
+	cwd       string
+	user      specs.User
+	setgroups bool
+	caps      *specs.LinuxCapabilities
+	preserve  int
+	console   *console
+	policy    wire.Policy
 }
 
 // prepareProcess resolves everything about the process that can fail, so
@@ -41,7 +41,7 @@ func prepareProcess(b *wire.Bootstrap, s *specs.Spec, con *console) (*process, e
 	p := &process{
 		spec: s, args: sp.Args, cwd: sp.Cwd, user: sp.User,
 		setgroups: !b.SetgroupsDenied, caps: sp.Capabilities,
-		noNewPrivs: sp.NoNewPrivileges, preserve: b.PreserveFDs, console: con,
+		preserve: b.PreserveFDs, console: con, policy: b.Policy,
 	}
 	if b.SetgroupsDenied && len(sp.User.AdditionalGids) > 0 {
 		return nil, errors.New("process.user.additionalGids: cannot be set: the user namespace has a single-id gid map without setgroups (add /etc/subgid ranges for this user)")

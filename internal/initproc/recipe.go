@@ -121,6 +121,17 @@ func (p *process) launch() error {
 	if err := closeExtraFDs(p.preserve); err != nil {
 		return err
 	}
+	// Landlock after the mounts and pivot_root, which it forbids, and after
+	// the hooks, which run host tools (landlock.rst, "Filesystem topology
+	// modification").
+	if err := applyLandlock(p.policy.Landlock); err != nil {
+		return err
+	}
+	// no_new_privs: Landlock set it already (landlock_restrict_self needs
+	// it); it stays on whatever the config says (SPEC.md layer 3).
+	if err := setNoNewPrivs(true); err != nil {
+		return err
+	}
 	// Capability bounding set and the user switch: the bounding set needs
 	// CAP_SETPCAP, which the switch to a non-root uid would take away.
 	if err := dropBounding(p.caps); err != nil {
@@ -137,8 +148,9 @@ func (p *process) launch() error {
 	if err := applyCaps(p.caps); err != nil {
 		return err
 	}
-	// no_new_privs before seccomp: an unprivileged filter install needs it.
-	if err := setNoNewPrivs(p.noNewPrivs); err != nil {
+	// seccomp last, right before execve: the runtime's own setup above
+	// must not be filtered, and everything after it is the workload's.
+	if err := installSeccomp(p.policy.Seccomp); err != nil {
 		return err
 	}
 	return p.exec()

@@ -304,6 +304,37 @@ type Bootstrap struct {
 	// the mounts exist, so the init stops for MountsDone/HooksDone; without
 	// them that round trip is skipped.
 	ParentHooks bool `json:"parentHooks,omitempty"`
+	// Policy is the security layers the init applies after start, in
+	// SPEC.md's order; decided and compiled by the parent.
+	Policy Policy `json:"policy"`
+}
+
+// Policy carries the decided security layers: Landlock rules, and the
+// seccomp programs as compiled BPF (the init only installs bytes).
+type Policy struct {
+	Profile  string         `json:"profile"`
+	Landlock *LandlockRules `json:"landlock,omitempty"`
+	Seccomp  []BPF          `json:"seccomp,omitempty"`
+}
+
+// LandlockRules mirror the landlock package's Rules (paths as seen after
+// pivot_root); Required refuses to start when they cannot all be enforced.
+type LandlockRules struct {
+	ReadExec        []string `json:"readExec,omitempty"`
+	ReadOnly        []string `json:"readOnly,omitempty"`
+	Writable        []string `json:"writable,omitempty"`
+	RestrictNetwork bool     `json:"restrictNetwork,omitempty"`
+	TCPBind         []uint16 `json:"tcpBind,omitempty"`
+	TCPConnect      []uint16 `json:"tcpConnect,omitempty"`
+	Scope           bool     `json:"scope,omitempty"`
+	Required        bool     `json:"required,omitempty"`
+}
+
+// BPF is one compiled seccomp program.
+type BPF struct {
+	Name    string `json:"name"` // the profile, or "config.json" for the config's own
+	Arch    string `json:"arch"`
+	Program []byte `json:"program"`
 }
 
 // InitSpec is the part of config.json the init uses. Decoding the whole

@@ -1,0 +1,181 @@
+package container
+
+import (
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/zviz/zviz/internal/wire"
+	"github.com/zviz/zviz/landlock"
+	"github.com/zviz/zviz/seccomp"
+)
+
+// ProfileAnnotation selects a profile from config.json (podman's
+// --annotation run.zviz.profile=NAME).
+const ProfileAnnotation = "run.zviz.profile"
+
+// decidePolicy resolves the security layers of SPEC.md for one container:
+// the profile (--profile, else the annotation, else default), its seccomp
+// program compiled here in the parent (cached by content hash under the
+// state root), the capabilities (the config's set intersected with the
+// profile's, which keeps none by default), no_new_privs (always), and the
+// Landlock rules derived from the rootfs and the mounts. It edits s to the
+// capabilities and flags the init will apply, and returns what the init
+// needs plus the warnings for every layer weaker than asked.
+func decidePolicy(o *Options, s *specs.Spec) (*wire.Policy, []string, error) {
+	ref := o.Profile
+	if ref == "" {
+		ref = s.Annotations[ProfileAnnotation]
+	}
+	if ref == "" {
+		ref = "default"
+	}
+	p, err := seccomp.Load(ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	arch := runtime.GOARCH
+	prog, err := seccomp.CompileCached(p, arch, cacheDir())
+	if err != nil {
+		return nil, nil, fmt.Errorf("compile seccomp profile %s: %w", p.Name, err)
+	}
+	if prog.Notify {
+		return nil, nil, fmt.Errorf("profile %s: broker rules need the broker, which this zviz build does not have", p.Name)
+	}
+	if p.Filesystem.ReadonlyRoot {
+		s.Root.Readonly = true
+	}
+	s.Process.NoNewPrivileges = true
+	s.Process.Capabilities = keepCaps(s.Process.Capabilities, p.Capabilities)
+	pol := &wire.Policy{
+		Profile:  p.Name,
+		Landlock: landlockRules(s, p),
+		Seccomp:  []wire.BPF{{Name: p.Name, Arch: prog.Arch, Program: prog.BPF}},
+	}
+	warnings, err := landlockWarnings(pol.Landlock)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pol, warnings, nil
+}
+
+// cacheDir is where compiled seccomp programs are kept between commands:
+// the caller's own cache directory (root: /var/cache/zviz), private to it,
+// or none (compile every time) when there is no usable one.
+func cacheDir() string {
+	var dir string
+	switch {
+	case os.Geteuid() == 0 && initialUserNS():
+		dir = "/var/cache/zviz/seccomp"
+	case os.Getenv("XDG_CACHE_HOME") != "":
+		dir = filepath.Join(os.Getenv("XDG_CACHE_HOME"), "zviz", "seccomp")
+	case os.Getenv("HOME") != "" && os.Getenv("HOME") != "/":
+		dir = filepath.Join(os.Getenv("HOME"), ".cache", "zviz", "seccomp")
+	default:
+		return ""
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil || checkPrivate(dir) != nil {
+		return ""
+	}
+	return dir
+}
+
+// keepCaps intersects every set of the config's capabilities with the
+// profile's kept ones: choosing zviz never adds a capability the config
+// (podman's policy) did not grant, and drops all that the profile does not
+// keep (SPEC.md layer 3).
+func keepCaps(c *specs.LinuxCapabilities, keep []string) *specs.LinuxCapabilities {
+	if c == nil {
+		return &specs.LinuxCapabilities{}
+	}
+	in := func(set []string) []string {
+		var out []string
+		for _, n := range set {
+			if slices.Contains(keep, n) {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	return &specs.LinuxCapabilities{
+		Bounding: in(c.Bounding), Effective: in(c.Effective), Permitted: in(c.Permitted),
+		Inheritable: in(c.Inheritable), Ambient: in(c.Ambient),
+	}
+}
+
+// devNodes are the /dev entries a process may write (its own terminal and
+// the data sinks and sources), while /dev itself stays read-only to it.
+var devNodes = []string{"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom",
+	"/dev/tty", "/dev/ptmx", "/dev/pts", "/dev/console"}
+
+// landlockRules derives the filesystem barrier from the mounts: read and
+// execute everywhere in the container's tree, write only where a mount (or
+// the root) is writable, plus the profile's extra writable paths. procfs
+// and sysfs are never writable through Landlock: their writable files are
+// kernel knobs.
+func landlockRules(s *specs.Spec, p *seccomp.Profile) *wire.LandlockRules {
+	r := &wire.LandlockRules{ReadExec: []string{"/"}, Scope: true,
+		Required: slices.Contains(p.Required, "landlock")}
+	if s.Root == nil || !s.Root.Readonly {
+		r.Writable = append(r.Writable, "/")
+	}
+	for _, m := range s.Mounts {
+		dst := path.Clean("/" + m.Destination)
+		if dst == "/dev" || !mountWritable(m) || under(dst, "/proc") || under(dst, "/sys") {
+			continue
+		}
+		r.Writable = append(r.Writable, dst)
+	}
+	r.Writable = append(r.Writable, devNodes...)
+	r.Writable = append(r.Writable, "/dev/shm", "/dev/mqueue")
+	r.Writable = append(r.Writable, p.Filesystem.Writable...)
+	slices.Sort(r.Writable)
+	r.Writable = slices.Compact(r.Writable)
+	return r
+}
+
+func mountWritable(m specs.Mount) bool {
+	switch m.Type {
+	case "bind", "rbind", "tmpfs", "devpts", "mqueue", "":
+	default:
+		return false
+	}
+	for _, o := range m.Options {
+		if o == "ro" || o == "rro" {
+			return false
+		}
+	}
+	return true
+}
+
+func under(p, dir string) bool { return p == dir || strings.HasPrefix(p, dir+"/") }
+
+// landlockWarnings says what this kernel's Landlock cannot enforce of r,
+// and refuses when the profile requires Landlock and it cannot be had. The
+// init enforces the same decision again (landlock.Apply with required).
+func landlockWarnings(r *wire.LandlockRules) ([]string, error) {
+	abi := landlock.ABI()
+	var w []string
+	switch {
+	case abi == 0:
+		w = append(w, "landlock: not available in this kernel: no filesystem barrier beyond the mounts")
+	case abi < 2:
+		w = append(w, fmt.Sprintf("landlock: ABI %d: renames and links across directories are refused inside the container", abi))
+	}
+	if abi > 0 && abi < 6 && r.Scope {
+		w = append(w, fmt.Sprintf("landlock: ABI %d < 6: abstract unix sockets and signals are not scoped to the container", abi))
+	}
+	if abi > 0 && abi < 4 && r.RestrictNetwork {
+		w = append(w, fmt.Sprintf("landlock: ABI %d < 4: TCP port rules are not enforced", abi))
+	}
+	if r.Required && len(w) > 0 {
+		return nil, fmt.Errorf("the profile requires landlock: %s", strings.Join(w, "; "))
+	}
+	return w, nil
+}
