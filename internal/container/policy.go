@@ -1,6 +1,9 @@
 package container
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path"
@@ -10,6 +13,7 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/zviz/zviz/internal/wire"
 	"github.com/zviz/zviz/landlock"
@@ -36,14 +40,9 @@ func decidePolicy(o *Options, s *specs.Spec) (*wire.Policy, []string, error) {
 	if ref == "" {
 		ref = "default"
 	}
-	p, err := seccomp.Load(ref)
+	p, prog, err := loadProfile(ref, runtime.GOARCH, cacheDir())
 	if err != nil {
 		return nil, nil, err
-	}
-	arch := runtime.GOARCH
-	prog, err := seccomp.CompileCached(p, arch, cacheDir())
-	if err != nil {
-		return nil, nil, fmt.Errorf("compile seccomp profile %s: %w", p.Name, err)
 	}
 	if prog.Notify {
 		return nil, nil, fmt.Errorf("profile %s: broker rules need the broker, which this zviz build does not have", p.Name)
@@ -84,6 +83,77 @@ func cacheDir() string {
 		return ""
 	}
 	return dir
+}
+
+// cachedProfile is what create needs of a resolved profile and its
+// program, as kept on disk (not the syscall lists: decoding those again
+// would cost most of what the cache saves).
+type cachedProfile struct {
+	Name         string             `json:"name"`
+	Capabilities []string           `json:"capabilities"`
+	Filesystem   seccomp.Filesystem `json:"filesystem"`
+	Network      seccomp.Network    `json:"network"`
+	Required     []string           `json:"required"`
+	Arch         string             `json:"arch"`
+	Key          string             `json:"key"`
+	Notify       bool               `json:"notify"`
+	BPF          []byte             `json:"bpf"`
+}
+
+// loadProfile loads and compiles a profile. Parsing and validating the
+// YAML costs more than a millisecond on every create, so the result is
+// cached too, keyed by the reference, the file's content for a user
+// profile, the arch and the identity of this zviz binary (its built-in
+// profiles and compiler). The cache directory is private to the caller.
+func loadProfile(ref, arch, dir string) (*seccomp.Profile, *seccomp.Program, error) {
+	key, ok := profileKey(ref, arch)
+	file := filepath.Join(dir, "profile-"+key+".json")
+	if ok && dir != "" {
+		if b, err := os.ReadFile(file); err == nil {
+			var c cachedProfile
+			if json.Unmarshal(b, &c) == nil && c.Name != "" && len(c.BPF) > 0 {
+				return &seccomp.Profile{Name: c.Name, Capabilities: c.Capabilities, Filesystem: c.Filesystem,
+						Network: c.Network, Required: c.Required},
+					&seccomp.Program{Profile: c.Name, Arch: c.Arch, Key: c.Key, Notify: c.Notify, BPF: c.BPF}, nil
+			}
+		}
+	}
+	p, err := seccomp.Load(ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	prog, err := seccomp.CompileCached(p, arch, dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("compile seccomp profile %s: %w", p.Name, err)
+	}
+	if ok && dir != "" {
+		c := cachedProfile{Name: p.Name, Capabilities: p.Capabilities, Filesystem: p.Filesystem,
+			Network: p.Network, Required: p.Required, Arch: prog.Arch, Key: prog.Key, Notify: prog.Notify, BPF: prog.BPF}
+		if b, err := json.Marshal(c); err == nil {
+			_ = writeAtomic(file, b, 0o600)
+		}
+	}
+	return p, prog, nil
+}
+
+// profileKey names a profile's cache entry; ok is false when the profile
+// cannot be identified cheaply (then it is not cached).
+func profileKey(ref, arch string) (string, bool) {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/exe", &st); err != nil {
+		return "", false
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "zviz-profile-v2\x00%s\x00%s\x00%d:%d:%d:%d.%d\x00", ref, arch,
+		st.Dev, st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec)
+	if strings.Contains(ref, "/") || strings.HasSuffix(ref, ".yaml") || strings.HasSuffix(ref, ".yml") {
+		b, err := os.ReadFile(ref)
+		if err != nil {
+			return "", false
+		}
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:32], true
 }
 
 // keepCaps intersects every set of the config's capabilities with the

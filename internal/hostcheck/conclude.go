@@ -115,12 +115,15 @@ func (r *Report) decideLimits(add addFunc) {
 	switch {
 	case c.V2Mount == "":
 		why = "no cgroup v2 hierarchy"
-	case len(c.Controllers) == 0 && c.Hybrid:
-		why = fmt.Sprintf("hybrid host: the caller's v2 cgroup %s offers no controllers (memory, pids, cpu are bound to v1)", c.Dir)
-	case len(c.Controllers) == 0:
-		why = fmt.Sprintf("the caller's cgroup %s offers no controllers", c.Dir)
 	case !hasAny(c.Controllers, "memory", "pids", "cpu"):
-		why = fmt.Sprintf("the caller's cgroup %s offers only %s (no memory, pids or cpu)", c.Dir, strings.Join(c.Controllers, " "))
+		ctl := strings.Join(c.Controllers, " ")
+		if ctl == "" {
+			ctl = "none"
+		}
+		why = fmt.Sprintf("the caller's v2 cgroup %s offers no memory, pids or cpu controller (has: %s)", c.Dir, ctl)
+		if c.Hybrid {
+			why += "; hybrid host: they are bound to cgroup v1"
+		}
 	case b.Present && b.Systemd:
 		r.Limits = "systemd"
 		add("limits", OK, "systemd (transient scope with Delegate=yes over the %s bus %s; controllers %s)",
