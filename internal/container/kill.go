@@ -169,9 +169,6 @@ func jsonState(r *record, dir string) ([]byte, error) {
 // apply yet; nothing is skipped silently.
 func layerWarnings(s *specs.Spec) []string {
 	var w []string
-	if s.Linux != nil && s.Linux.Seccomp != nil {
-		w = append(w, "linux.seccomp: the config's seccomp profile is not applied by this zviz build")
-	}
 	if s.Linux != nil && s.Linux.Resources != nil && !emptyResources(s.Linux.Resources) {
 		w = append(w, "linux.resources: no cgroup limits are applied by this zviz build")
 	}

@@ -52,11 +52,17 @@ func decidePolicy(o *Options, s *specs.Spec) (*wire.Policy, []string, error) {
 	}
 	s.Process.NoNewPrivileges = true
 	s.Process.Capabilities = keepCaps(s.Process.Capabilities, p.Capabilities)
-	pol := &wire.Policy{
-		Profile:  p.Name,
-		Landlock: landlockRules(s, p),
-		Seccomp:  []wire.BPF{{Name: p.Name, Arch: prog.Arch, Program: prog.BPF}},
+	pol := &wire.Policy{Profile: p.Name, Landlock: landlockRules(s, p)}
+	// The config's own filter (podman's) is installed too: the kernel runs
+	// both and the strictest answer wins.
+	if s.Linux.Seccomp != nil {
+		own, err := configSeccomp(s.Linux.Seccomp, runtime.GOARCH, cacheDir())
+		if err != nil {
+			return nil, nil, err
+		}
+		pol.Seccomp = append(pol.Seccomp, *own)
 	}
+	pol.Seccomp = append(pol.Seccomp, wire.BPF{Name: p.Name, Arch: prog.Arch, Program: prog.BPF})
 	warnings, err := landlockWarnings(pol.Landlock)
 	if err != nil {
 		return nil, nil, err
@@ -134,6 +140,36 @@ func loadProfile(ref, arch, dir string) (*seccomp.Profile, *seccomp.Program, err
 		}
 	}
 	return p, prog, nil
+}
+
+// configSeccomp compiles config.json's linux.seccomp, cached like the
+// profiles (podman's is ~300 rules: a few milliseconds to compile).
+func configSeccomp(sc *specs.LinuxSeccomp, arch, dir string) (*wire.BPF, error) {
+	src, err := json.Marshal(sc)
+	if err != nil {
+		return nil, fmt.Errorf("linux.seccomp: %w", err)
+	}
+	id, ok := profileKey("config.json", arch)
+	sum := sha256.Sum256(append([]byte(id+"\x00"), src...))
+	key := hex.EncodeToString(sum[:])[:32]
+	file := filepath.Join(dir, "config-"+key+".json")
+	if ok && dir != "" {
+		var c wire.BPF
+		if b, err := os.ReadFile(file); err == nil && json.Unmarshal(b, &c) == nil && len(c.Program) > 0 {
+			return &c, nil
+		}
+	}
+	prog, flags, err := seccomp.CompileOCI(sc, arch)
+	if err != nil {
+		return nil, err
+	}
+	c := &wire.BPF{Name: "config.json", Arch: prog.Arch, Program: prog.BPF, Flags: flags}
+	if ok && dir != "" {
+		if b, err := json.Marshal(c); err == nil {
+			_ = writeAtomic(file, b, 0o600)
+		}
+	}
+	return c, nil
 }
 
 // profileKey names a profile's cache entry; ok is false when the profile

@@ -31,7 +31,7 @@ func applyLandlock(r *wire.LandlockRules) error {
 // filter and zviz's profile both apply.
 func installSeccomp(progs []wire.BPF) error {
 	for _, p := range progs {
-		if _, err := seccomp.Install(&seccomp.Program{Profile: p.Name, Arch: p.Arch, BPF: p.Program}, 0); err != nil {
+		if _, err := seccomp.Install(&seccomp.Program{Profile: p.Name, Arch: p.Arch, BPF: p.Program}, p.Flags); err != nil {
 			return fmt.Errorf("install seccomp filter %s: %w", p.Name, err)
 		}
 	}

@@ -335,6 +335,7 @@ type BPF struct {
 	Name    string `json:"name"` // the profile, or "config.json" for the config's own
 	Arch    string `json:"arch"`
 	Program []byte `json:"program"`
+	Flags   uint   `json:"flags,omitempty"` // SECCOMP_FILTER_FLAG_* to install with
 }
 
 // InitSpec is the part of config.json the init uses. Decoding the whole

@@ -1,0 +1,121 @@
+package integration
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// statusField returns a field of /proc/self/status as printed by grep.
+func statusField(out, field string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && k == field {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// TestPolicyBothFilters: the config's own linux.seccomp (podman's) and the
+// zviz profile are both installed; each refuses what it refuses.
+func TestPolicyBothFilters(t *testing.T) {
+	forEachUser(t, func(t *testing.T, r *rt) {
+		eacces := uint(unix.EACCES)
+		b := r.shBundle(`grep Seccomp_filters /proc/self/status; mkdir /tmp/d 2>&1; /probe try ptrace`, func(s *specs.Spec) {
+			s.Root.Readonly = false
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs"})
+			// The config allows everything but mkdir, which it answers EACCES.
+			s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{
+				{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno, ErrnoRet: &eacces}}}
+		})
+		res := r.ok("run", "--bundle", b, "both-"+randID())
+		if got := statusField(res.stdout, "Seccomp_filters"); got != "2" {
+			t.Errorf("Seccomp_filters %q, want 2 (the config's and the profile's)\n%s", got, res.stdout)
+		}
+		if !strings.Contains(res.stdout, "Permission denied") {
+			t.Errorf("mkdir should be refused by the config's filter with EACCES:\n%s", res.stdout)
+		}
+		// ptrace is allowed by the config's filter, denied by the profile.
+		if !strings.Contains(res.stdout, `"name":"ptrace","errno":"EPERM"`) {
+			t.Errorf("ptrace should be refused by the default profile with EPERM:\n%s", res.stdout)
+		}
+	})
+}
+
+// TestPolicyCapabilities: the config's capabilities are intersected with
+// the profile's: none under default, the server ones under web-server,
+// never one the config did not grant. The profile comes from --profile or
+// the run.zviz.profile annotation, and state records it.
+func TestPolicyCapabilities(t *testing.T) {
+	forEachUser(t, func(t *testing.T, r *rt) {
+		script := `grep -E '^(CapEff|CapBnd|CapPrm|NoNewPrivs)' /proc/self/status`
+		edit := func(s *specs.Spec) {
+			s.Process.NoNewPrivileges = false
+			c := []string{"CAP_NET_BIND_SERVICE", "CAP_KILL", "CAP_CHOWN"}
+			s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: c, Effective: c, Permitted: c}
+		}
+		res := r.ok("run", "--bundle", r.shBundle(script, edit), "caps-"+randID())
+		for _, f := range []string{"CapEff", "CapBnd", "CapPrm"} {
+			if got := statusField(res.stdout, f); got != "0000000000000000" {
+				t.Errorf("default profile: %s %s, want none", f, got)
+			}
+		}
+		if got := statusField(res.stdout, "NoNewPrivs"); got != "1" {
+			t.Errorf("NoNewPrivs %q, want 1 even when the config leaves it off", got)
+		}
+		// web-server keeps NET_BIND_SERVICE, SETUID, SETGID; the config
+		// grants NET_BIND_SERVICE of those: only bit 10 remains.
+		res = r.ok("--profile", "web-server", "run", "--bundle", r.shBundle(script, edit), "caps-"+randID())
+		if got := statusField(res.stdout, "CapEff"); got != "0000000000000400" {
+			t.Errorf("web-server profile: CapEff %s, want 0000000000000400 (CAP_NET_BIND_SERVICE only)", got)
+		}
+		// The same through the annotation, with state recording the profile.
+		b := r.shBundle(`exec sleep 30 </dev/null >/dev/null 2>&1`, func(s *specs.Spec) {
+			edit(s)
+			s.Annotations = map[string]string{"run.zviz.profile": "web-server"}
+		})
+		id := "ann-" + randID()
+		r.ok("run", "--detach", "--bundle", b, id)
+		defer r.run("delete", "--force", id)
+		var st struct {
+			Profile string `json:"profile"`
+		}
+		if err := json.Unmarshal([]byte(r.ok("state", id).stdout), &st); err != nil || st.Profile != "web-server" {
+			t.Errorf("state profile %q (%v), want web-server", st.Profile, err)
+		}
+		if res := r.run("--profile", "no-such-profile", "run", "--bundle", b, "bad-"+randID()); res.code == 0 ||
+			!strings.Contains(res.stderr, "no-such-profile") {
+			t.Errorf("an unknown profile must be refused by name: %v", res)
+		}
+	})
+}
+
+// TestPolicyLandlock: writes outside writable mounts are refused by
+// Landlock even where the mount itself is writable, e.g. /dev, while
+// writable mounts and the safe nodes work.
+func TestPolicyLandlock(t *testing.T) {
+	forEachUser(t, func(t *testing.T, r *rt) {
+		script := `/probe write /dev/zviz-x; /probe write /tmp/ok; /probe write /dev/null; /probe write /data/f`
+		b := r.shBundle(script, func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts,
+				specs.Mount{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs"},
+				specs.Mount{Destination: "/data", Type: "tmpfs", Source: "tmpfs", Options: []string{"ro"}})
+		})
+		res := r.ok("run", "--bundle", b, "ll-"+randID())
+		ops := fileOps(t, res.stdout)
+		want := map[string]string{
+			"write /dev/zviz-x": "EACCES", // /dev is a writable tmpfs, but not to the workload
+			"write /tmp/ok":     "OK",
+			"write /dev/null":   "OK",
+			"write /data/f":     "EROFS",
+		}
+		for k, w := range want {
+			if got := ops[k].Errno; got != w {
+				t.Errorf("%s: %s, want %s", k, got, w)
+			}
+		}
+	})
+}
