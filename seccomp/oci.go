@@ -2,6 +2,7 @@ package seccomp
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -176,4 +177,18 @@ func flagNames() []string {
 		n = append(n, string(f))
 	}
 	return n
+}
+
+// OCIFeatures lists what CompileOCI accepts, for the runtime-spec features
+// document: actions, operators, flags, from the tables above.
+func OCIFeatures() (actions, operators, flags []string) {
+	actions = []string{string(specs.ActKill), string(specs.ActKillProcess), string(specs.ActKillThread),
+		string(specs.ActTrap), string(specs.ActErrno), string(specs.ActTrace), string(specs.ActAllow), string(specs.ActLog)}
+	for op := range ociOps {
+		operators = append(operators, string(op))
+	}
+	slices.Sort(operators)
+	flags = flagNames()
+	slices.Sort(flags)
+	return actions, operators, flags
 }

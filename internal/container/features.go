@@ -1,17 +1,23 @@
 package container
 
 import (
+	"strconv"
+	"strings"
+
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/opencontainers/runtime-spec/specs-go/features"
 
 	"github.com/zviz/zviz/internal/initproc"
 	"github.com/zviz/zviz/internal/rootfs"
+	"github.com/zviz/zviz/landlock"
+	"github.com/zviz/zviz/seccomp"
 )
 
 // Features is the runtime-spec features document (features.md): what this
 // zviz build implements, from the same tables the code uses.
 func Features(version string) *features.Features {
-	no := false
+	no, yes := false, true
+	actions, ops, flags := seccomp.OCIFeatures()
 	ns := make([]string, 0, len(cloneFlag))
 	for _, t := range []specs.LinuxNamespaceType{
 		specs.CgroupNamespace, specs.IPCNamespace, specs.MountNamespace, specs.NetworkNamespace,
@@ -27,16 +33,19 @@ func Features(version string) *features.Features {
 		Hooks:         []string{"prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"},
 		MountOptions:  rootfs.MountOptions(),
 		Linux: &features.Linux{
-			Namespaces:      ns,
-			Capabilities:    initproc.CapabilityNames(),
-			Cgroup:          &features.Cgroup{V1: &no, V2: &no, Systemd: &no, SystemdUser: &no},
-			Seccomp:         &features.Seccomp{Enabled: &no},
+			Namespaces:   ns,
+			Capabilities: initproc.CapabilityNames(),
+			Cgroup:       &features.Cgroup{V1: &no, V2: &no, Systemd: &no, SystemdUser: &no},
+			Seccomp: &features.Seccomp{Enabled: &yes, Actions: actions, Operators: ops,
+				Archs: []string{"SCMP_ARCH_X86_64", "SCMP_ARCH_AARCH64"}, KnownFlags: flags, SupportedFlags: flags},
 			Apparmor:        &features.Apparmor{Enabled: &no},
 			Selinux:         &features.Selinux{Enabled: &no},
 			MountExtensions: &features.MountExtensions{IDMap: &features.IDMap{Enabled: &no}},
 		},
 		Annotations: map[string]string{
-			"run.zviz.version": version,
+			"run.zviz.version":  version,
+			"run.zviz.profiles": strings.Join(seccomp.Builtins(), ","),
+			"run.zviz.landlock": strconv.Itoa(landlock.ABI()),
 		},
 	}
 }
