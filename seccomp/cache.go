@@ -25,11 +25,17 @@ var memCache sync.Map // key → *Program
 // fails its checksum is recompiled; a cache that cannot be written is not
 // an error (it only costs the next start a compile).
 func CompileCached(p *Profile, arch, dir string) (*Program, error) {
+	return CompileCachedWith(p, arch, dir, CompileOptions{})
+}
+
+// CompileCachedWith is CompileCached for the variant opts selects; the
+// variant is part of the key.
+func CompileCachedWith(p *Profile, arch, dir string, opts CompileOptions) (*Program, error) {
 	name, _, err := canonicalArch(arch)
 	if err != nil {
 		return nil, fmt.Errorf("compile profile %s: %w", p.Name, err)
 	}
-	key, err := cacheKey(p, name)
+	key, err := cacheKey(p, name, opts)
 	if err != nil {
 		return nil, fmt.Errorf("compile profile %s for %s: %w", p.Name, name, err)
 	}
@@ -38,12 +44,18 @@ func CompileCached(p *Profile, arch, dir string) (*Program, error) {
 	}
 	if dir != "" {
 		if bpf, ok := readCache(filepath.Join(dir, key+".bpf")); ok {
-			prog := &Program{Profile: p.Name, Arch: name, Key: key, Instructions: len(bpf) / 8, BPF: bpf, Notify: notifies(p, name)}
+			prog := &Program{Profile: p.Name, Arch: name, Key: key, Instructions: len(bpf) / 8, BPF: bpf,
+				Notify: opts.LogDenials || notifies(p, name), LogDenials: opts.LogDenials}
+			// The table is a pure function of what the key hashes; rebuilding
+			// it costs one name lookup per listed syscall.
+			if err := prog.addDenials(p); err != nil {
+				return nil, fmt.Errorf("compile profile %s for %s: %w", p.Name, name, err)
+			}
 			memCache.Store(key, prog)
 			return prog.copyFor(p), nil
 		}
 	}
-	prog, err := Compile(p, name)
+	prog, err := CompileWith(p, name, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -72,8 +84,12 @@ func notifies(p *Profile, arch string) bool {
 
 // cacheKey hashes what decides the program's bytes: the syscall lists
 // (names, arch restrictions, filter values; not the reasons), the arch,
-// and the versions of libseccomp and of this compiler.
-func cacheKey(p *Profile, arch string) (string, error) {
+// the variant, and the versions of libseccomp and of this compiler.
+func cacheKey(p *Profile, arch string, opts ...CompileOptions) (string, error) {
+	var o CompileOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	type rule struct {
 		S string   `json:"s"`
 		A []string `json:"a,omitempty"`
@@ -90,10 +106,17 @@ func cacheKey(p *Profile, arch string) (string, error) {
 		sort.Slice(rs, func(i, j int) bool { return rs[i].S < rs[j].S })
 		lists[l.class] = rs
 	}
+	// Variant is omitted for the plain program, so its keys (and the disk
+	// caches already written) stay what they were.
+	variant := ""
+	if o.LogDenials {
+		variant = "log-denials"
+	}
 	b, err := json.Marshal(struct {
 		Compiler, Libseccomp, Arch string
+		Variant                    string `json:",omitempty"`
 		Lists                      map[string][]rule
-	}{compilerVersion, libseccompVersion(), arch, lists})
+	}{compilerVersion, libseccompVersion(), arch, variant, lists})
 	if err != nil {
 		return "", err
 	}

@@ -17,8 +17,27 @@ type Program struct {
 	Arch         string `json:"arch"`
 	Key          string `json:"key"`          // content hash: profile rules, arch, libseccomp, compiler
 	Instructions int    `json:"instructions"` // BPF instructions (the kernel allows 4096)
-	Notify       bool   `json:"notify"`       // has broker rules: install with SECCOMP_FILTER_FLAG_NEW_LISTENER
+	Notify       bool   `json:"notify"`       // returns SECCOMP_RET_USER_NOTIF (broker rules, or LogDenials): install with SECCOMP_FILTER_FLAG_NEW_LISTENER
+	LogDenials   bool   `json:"log_denials"`  // the CompileOptions.LogDenials variant
 	BPF          []byte `json:"-"`            // struct sock_filter[], target byte order
+
+	// Denials says what the plain program would have answered to each call
+	// that reaches the listener; set when Notify is. Read-only: cached
+	// programs share it.
+	Denials *DenialTable `json:"denials,omitempty"`
+}
+
+// CompileOptions selects a variant of the program. The zero value is the
+// plain program.
+type CompileOptions struct {
+	// LogDenials compiles every errno answer (deny → EPERM, enosys,
+	// argument-filter refusals, and the default ENOSYS) to
+	// SECCOMP_RET_USER_NOTIF instead, so that a listener (Listen) can log
+	// the call and answer the very errno the plain program returns.
+	// Allowed syscalls stay SECCOMP_RET_ALLOW and cost nothing more; the
+	// other-ABI kill stays. The program has Notify set and carries the
+	// Denials table the listener answers from.
+	LogDenials bool
 }
 
 // Actions. Unlisted syscalls get ENOSYS so that glibc and language
@@ -37,23 +56,52 @@ var (
 // Compile turns a profile into BPF for arch ("x86_64"/"amd64" or
 // "aarch64"/"arm64", on any host). It is pure: same profile, same bytes.
 func Compile(p *Profile, arch string) (*Program, error) {
+	return CompileWith(p, arch, CompileOptions{})
+}
+
+// CompileWith is Compile for the variant opts selects.
+func CompileWith(p *Profile, arch string, opts CompileOptions) (*Program, error) {
 	name, target, err := canonicalArch(arch)
 	if err != nil {
 		return nil, fmt.Errorf("compile profile %s: %w", p.Name, err)
 	}
-	key, err := cacheKey(p, name)
+	key, err := cacheKey(p, name, opts)
 	if err != nil {
 		return nil, fmt.Errorf("compile profile %s for %s: %w", p.Name, name, err)
 	}
-	bpf, notify, err := build(p, name, target)
+	bpf, notify, err := build(p, name, target, opts)
 	if err != nil {
 		return nil, fmt.Errorf("compile profile %s for %s: %w", p.Name, name, err)
 	}
-	return &Program{Profile: p.Name, Arch: name, Key: key, Instructions: len(bpf) / 8, Notify: notify, BPF: bpf}, nil
+	prog := &Program{Profile: p.Name, Arch: name, Key: key, Instructions: len(bpf) / 8, Notify: notify, LogDenials: opts.LogDenials, BPF: bpf}
+	if err := prog.addDenials(p); err != nil {
+		return nil, fmt.Errorf("compile profile %s for %s: %w", p.Name, name, err)
+	}
+	return prog, nil
 }
 
-func build(p *Profile, arch string, target libseccomp.ScmpArch) ([]byte, bool, error) {
-	f, err := newFilter(target)
+// addDenials attaches the listener's table to a program that notifies.
+func (prog *Program) addDenials(p *Profile) error {
+	if !prog.Notify {
+		return nil
+	}
+	t, err := denialTable(p, prog.Arch)
+	prog.Denials = t
+	return err
+}
+
+func build(p *Profile, arch string, target libseccomp.ScmpArch, opts CompileOptions) ([]byte, bool, error) {
+	// With LogDenials every errno answer becomes the default action,
+	// USER_NOTIF: deny and broker rules and the refusing half of each
+	// argument filter are simply not emitted (libseccomp refuses rules
+	// whose action is the default's, and a call that matches no rule gets
+	// the default anyway). What remains is the allow rules, so the
+	// allowed set, and the kernel's constant-allow cache, are unchanged.
+	def, deny, broker := actDefault, actDeny, libseccomp.ActNotify
+	if opts.LogDenials {
+		def, deny = libseccomp.ActNotify, libseccomp.ActNotify
+	}
+	f, err := newFilter(target, def)
 	if err != nil {
 		return nil, false, err
 	}
@@ -61,17 +109,23 @@ func build(p *Profile, arch string, target libseccomp.ScmpArch) ([]byte, bool, e
 	if err := checkConflicts(p); err != nil {
 		return nil, false, err
 	}
-	notify := false
+	notify := opts.LogDenials
 	plain := []struct {
 		rules []Rule
 		act   libseccomp.ScmpAction
 	}{
 		{p.Allow, libseccomp.ActAllow},
-		{p.Deny, actDeny},
-		{p.Broker, libseccomp.ActNotify},
+		{p.Deny, deny},
+		{p.Broker, broker},
 	}
 	for _, l := range plain {
 		for _, r := range l.rules {
+			if l.act == def {
+				if _, _, err := resolveOn(r, arch); err != nil {
+					return nil, false, err // the default action covers it; only check the name
+				}
+				continue
+			}
 			nr, ok, err := resolveOn(r, arch)
 			if err != nil || !ok {
 				if err != nil {
@@ -91,7 +145,7 @@ func build(p *Profile, arch string, target libseccomp.ScmpArch) ([]byte, bool, e
 		}
 	}
 	for _, r := range p.Filter {
-		if err := addFilter(f, r, arch); err != nil {
+		if err := addFilter(f, r, arch, def); err != nil {
 			return nil, false, err
 		}
 	}
@@ -99,8 +153,8 @@ func build(p *Profile, arch string, target libseccomp.ScmpArch) ([]byte, bool, e
 	return bpf, notify, err
 }
 
-func newFilter(target libseccomp.ScmpArch) (*libseccomp.ScmpFilter, error) {
-	f, err := libseccomp.NewFilter(actDefault)
+func newFilter(target libseccomp.ScmpArch, def libseccomp.ScmpAction) (*libseccomp.ScmpFilter, error) {
+	f, err := libseccomp.NewFilter(def)
 	if err != nil {
 		return nil, fmt.Errorf("new filter: %w", err)
 	}
@@ -178,7 +232,9 @@ type argRule struct {
 	a, b  uint64
 }
 
-func addFilter(f *libseccomp.ScmpFilter, r Rule, arch string) error {
+// addFilter emits r's argument rules; a rule whose action is def is left
+// to the default (the LogDenials variant, whose default is USER_NOTIF).
+func addFilter(f *libseccomp.ScmpFilter, r Rule, arch string, def libseccomp.ScmpAction) error {
 	k := findFilterKind(r.Syscall)
 	if k == nil {
 		return fmt.Errorf("filter %q: no argument filter for this syscall", r.Syscall)
@@ -187,16 +243,18 @@ func addFilter(f *libseccomp.ScmpFilter, r Rule, arch string) error {
 	if err != nil {
 		return err
 	}
-	var vals []uint64
-	for _, v := range r.Values {
-		n, err := k.value(v)
-		if err != nil {
-			return fmt.Errorf("filter %s: %w", r.Syscall, err)
-		}
-		vals = append(vals, n)
+	vals, err := k.parse(r)
+	if err != nil {
+		return err
 	}
 	refuse := libseccomp.ActErrno.SetReturnCode(int16(k.errno))
+	if def == libseccomp.ActNotify {
+		refuse = def
+	}
 	for _, ar := range k.rules(vals) {
+		if !ar.allow && refuse == def {
+			continue
+		}
 		c, err := libseccomp.MakeCondition(k.arg, ar.op, ar.a, ar.b)
 		if err != nil {
 			return fmt.Errorf("filter %s: %w", r.Syscall, err)
@@ -210,6 +268,19 @@ func addFilter(f *libseccomp.ScmpFilter, r Rule, arch string) error {
 		}
 	}
 	return nil
+}
+
+// parse resolves r's values against the kind's table.
+func (k *filterKind) parse(r Rule) ([]uint64, error) {
+	var vals []uint64
+	for _, v := range r.Values {
+		n, err := k.value(v)
+		if err != nil {
+			return nil, fmt.Errorf("filter %s: %w", r.Syscall, err)
+		}
+		vals = append(vals, n)
+	}
+	return vals, nil
 }
 
 // rules lays out one argument filter as libseccomp rules whose conditions

@@ -61,6 +61,87 @@
 // set. With SECCOMP_FILTER_FLAG_NEW_LISTENER it returns the listener fd
 // for the broker and for --log-denials.
 //
+// # Logging denials
+//
+// `--verbose` / `--log-denials` must show every refused call without
+// changing what is refused. CompileWith(p, arch, CompileOptions{LogDenials:
+// true}) (or CompileCachedWith: the variant is part of the cache key, the
+// plain key is unchanged) compiles the same profile with every errno
+// answer — deny, enosys, the refusing half of each argument filter, and
+// the default ENOSYS — turned into SECCOMP_RET_USER_NOTIF. Allowed
+// syscalls stay SECCOMP_RET_ALLOW with the same rules (the same
+// constant-allow cache, the same cost); other ABIs are still killed. The
+// program is smaller than the plain one (the deny rules and refusals are
+// the default action now) and carries Denials, a table of what the plain
+// program answers to each call that can reach the listener: by syscall
+// number, with each filtered syscall's compiled argument rules, so
+// socket(AF_PACKET) is answered EAFNOSUPPORT and an unlisted call ENOSYS.
+// Listen receives each notification, answers it with that errno (never
+// SECCOMP_USER_NOTIF_FLAG_CONTINUE) and writes
+//
+//	zviz: denied: ptrace(0x2, 0x7ffffff0, 0x0, 0x0, 0x0, 0x0) = EPERM pid 4242 [profile default]
+//
+// A refused call then costs a round trip through the listener (about
+// 5-8 µs median here with SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP, which
+// Listen sets on Linux >= 6.6; 30-50 µs without it when the two processes
+// run on different CPUs); allowed calls cost what they cost before.
+//
+// The runtime integrates it so that the container's lifetime bounds the
+// listener's:
+//
+//  1. The parent compiles the variant when denial logging is on, keeps
+//     prog.Denials for the listener (a helper process can be handed it as
+//     JSON, or recompile: the cache makes that cheap) and passes only the
+//     BPF to the init, as for the plain program. Notify is true for the
+//     variant: it no longer means "the profile has broker rules" (check
+//     len(p.Broker) for that).
+//  2. The init, last step before execve: no_new_privs, then
+//     Install(prog, ListenerFlags()|SECCOMP_FILTER_FLAG_TSYNC|
+//     SECCOMP_FILTER_FLAG_TSYNC_ESRCH), then sendmsg the listener fd with
+//     SCM_RIGHTS over the unix socket it shares with the listener process,
+//     close its own copy, execve. From Install on, every call the profile
+//     refuses waits for a listener that only the init holds until the
+//     send, so the init must make only allowed calls (sendmsg, close,
+//     execve: allowed in every built-in) until then; its other Go threads
+//     may block meanwhile and are answered once the listener runs. The fd
+//     is O_CLOEXEC, but close it anyway: a container process holding its
+//     own listener could answer its own calls and let them through.
+//  3. The listener process is outside the container: the foreground
+//     `zviz run` runs Listen(fd, prog.Denials, os.Stderr, ...) in one
+//     goroutine and waits for it after the container exits; for
+//     create/start (podman, run -d) create forks a per-container helper
+//     that holds only the listener fd and the log, runs Listen and exits
+//     when it returns. Listen returns nil when no task uses the filter any
+//     more (POLLHUP on the listener, Linux >= 5.8): the kernel drops a task
+//     from the filter's users when it is released, at the latest when it
+//     is reaped (on Linux 6.18 already at exit). Processes forked in the
+//     container inherit the filter and keep the listener; no polling of
+//     state files or pidfds is needed. `zviz exec` processes get their own
+//     filter and listener, served the same way by the exec command.
+//  4. Exactly one copy of the listener fd stays open, in the listener
+//     process: the parent closes its copy once the helper has it.
+//
+// If the listener dies — precisely, when the last file reference to the
+// listener is closed — the kernel answers -ENOSYS to every notification
+// then pending and to every later one (seccomp_notify_detach, then
+// seccomp_do_user_notification finds no listener); TestListenerGone checks
+// both. Nothing refused becomes allowed, but the errnos change: a denied
+// call gets ENOSYS instead of EPERM, socket(AF_PACKET) ENOSYS instead of
+// EAFNOSUPPORT, which programs may read as "not implemented" and take
+// another path. The integrator should report a listener that fails (stderr,
+// zviz state). A listener process that dies while some other process still
+// holds a copy of the fd leaves the refused calls waiting instead: hence
+// step 4.
+//
+// Further details: the logged pid is the caller's pid in the listener's
+// pid namespace (the host's view), not the container's. With WAIT_KILLABLE_RECV
+// (ListenerFlags, Linux >= 5.19) a caller whose notification the listener
+// has received waits for the answer through non-fatal signals; without it
+// Go's preemption signal can withdraw a call, which then restarts and is
+// logged twice. Under podman zviz's filter is stacked with podman's: a call
+// podman's filter refuses gets its ERRNO, which takes precedence over
+// USER_NOTIF, so it is refused as before but not logged.
+//
 // # Tables
 //
 // Show lists a profile's rules per arch with counts (allowed, denied,
