@@ -25,6 +25,7 @@ type globals struct {
 	systemdCgroup bool
 	rootless      string
 	profile       string
+	logDenials    bool
 	version       bool
 	help          bool
 }
@@ -40,6 +41,8 @@ func parseGlobals(args []string) (*globals, []string, error) {
 	fs.BoolVar(&g.systemdCgroup, "systemd-cgroup", false, "use systemd for cgroups")
 	fs.StringVar(&g.rootless, "rootless", "auto", "accepted for runc compatibility")
 	fs.StringVar(&g.profile, "profile", "", "security profile: a built-in name or a file (default: the annotation run.zviz.profile, else default)")
+	fs.BoolVar(&g.logDenials, "log-denials", false, "report every refused syscall with its name and arguments on stderr")
+	fs.BoolVar(&g.logDenials, "verbose", false, "same as --log-denials")
 	fs.BoolVar(&g.version, "version", false, "print the version")
 	fs.BoolVar(&g.version, "v", false, "print the version")
 	fs.BoolVar(&g.help, "help", false, "help")
@@ -63,7 +66,8 @@ func (g *globals) options() (*container.Options, error) {
 			return nil, err
 		}
 	}
-	return &container.Options{Root: root, SystemdCgroup: g.systemdCgroup, Debug: g.debug, Profile: g.profile, Warn: os.Stderr}, nil
+	return &container.Options{Root: root, SystemdCgroup: g.systemdCgroup, Debug: g.debug, Profile: g.profile,
+		LogDenials: g.logDenials, Warn: os.Stderr}, nil
 }
 
 // fail reports err as the command's final line and returns exit code 1.

@@ -48,6 +48,9 @@ func main() {
 		initproc.Main()
 		os.Exit(1)
 	}
+	if container.IsDenialLogger() {
+		os.Exit(container.DenialLoggerMain())
+	}
 	os.Exit(dispatch(os.Args[1:]))
 }
 

@@ -29,6 +29,8 @@ type Options struct {
 	Debug         bool
 	// Profile is --profile: a built-in profile's name or a file.
 	Profile string
+	// LogDenials is --log-denials/--verbose: report every refused syscall.
+	LogDenials bool
 	// Warn receives one-line warnings (layers not applied as asked).
 	Warn io.Writer
 }
@@ -60,6 +62,8 @@ type created struct {
 	master *os.File // pty master, when the caller (run) keeps it
 	pid    int
 	rec    *record // as saved: run starts and deletes without reading it back
+	// waitLog waits for the foreground denial log, when there is one.
+	waitLog func()
 }
 
 // Create builds the container and leaves its init parked before the user's
@@ -76,12 +80,12 @@ func Create(o *Options, c *CreateOptions) error {
 	return cr.cmd.Process.Release()
 }
 
-func create(o *Options, c *CreateOptions, keepConsole bool) (cr *created, err error) {
+func create(o *Options, c *CreateOptions, foreground bool) (cr *created, err error) {
 	s, bundle, err := loadSpec(c)
 	if err != nil {
 		return nil, err
 	}
-	if s.Process.Terminal && c.ConsoleSocket == "" && !keepConsole {
+	if s.Process.Terminal && c.ConsoleSocket == "" && !foreground {
 		return nil, errors.New("process.terminal is true: --console-socket is required")
 	}
 	plan, err := planNamespaces(s)
@@ -91,9 +95,23 @@ func create(o *Options, c *CreateOptions, keepConsole bool) (cr *created, err er
 	if err := o.store().open(true); err != nil {
 		return nil, err
 	}
-	policy, policyWarnings, err := decidePolicy(o, s)
+	policy, denials, policyWarnings, err := decidePolicy(o, s)
 	if err != nil {
 		return nil, err
+	}
+	var dl *denialLog
+	if o.LogDenials {
+		if dl, err = newDenialLog(denials); err != nil {
+			return nil, err
+		}
+		// The init's end is the init's; ours goes to the logger (this
+		// process's goroutine keeps it, a spawned logger has its own copy).
+		defer dl.init.Close()
+		defer func() {
+			if err != nil || !foreground {
+				dl.ours.Close()
+			}
+		}()
 	}
 	h, err := o.store().newContainer(c.ID)
 	if err != nil {
@@ -122,12 +140,21 @@ func create(o *Options, c *CreateOptions, keepConsole bool) (cr *created, err er
 	if err := h.save(rec); err != nil {
 		return nil, err
 	}
-	cr, err = startInit(h, rec, plan, c, policy, &undo)
+	cr, err = startInit(h, rec, plan, c, policy, dl, &undo)
 	if err != nil {
 		return nil, err
 	}
 	if err := finishCreate(h, rec, cr, c); err != nil {
 		return nil, err
+	}
+	if dl != nil {
+		// The init sends the filter's listener right before it execs the
+		// process, after start: the logger must be waiting by then.
+		if foreground {
+			cr.waitLog = dl.runLogger(os.Stderr)
+		} else if err := dl.spawnLogger(); err != nil {
+			return nil, err
+		}
 	}
 	return cr, nil
 }
@@ -146,7 +173,7 @@ func loadSpec(c *CreateOptions) (*specs.Spec, string, error) {
 
 // startInit starts zviz:[init] in its namespaces, maps its ids and sends it
 // the bootstrap; it returns once the init reports the container ready.
-func startInit(h *handle, rec *record, plan *nsPlan, c *CreateOptions, policy *wire.Policy, undo *cleanup) (*created, error) {
+func startInit(h *handle, rec *record, plan *nsPlan, c *CreateOptions, policy *wire.Policy, dl *denialLog, undo *cleanup) (*created, error) {
 	if n := listenFDs(); n > 0 {
 		rec.Spec.Process.Env = append(rec.Spec.Process.Env, "LISTEN_FDS="+strconv.Itoa(n), "LISTEN_PID=1")
 	}
@@ -174,7 +201,13 @@ func startInit(h *handle, rec *record, plan *nsPlan, c *CreateOptions, policy *w
 	if err != nil {
 		return nil, err
 	}
-	cmd := initCommand(path, plan, c, child.File(), fifoFile)
+	preserve := c.PreserveFDs + listenFDs()
+	own := []*os.File{child.File(), fifoFile}
+	if dl != nil {
+		own = append(own, dl.init)
+		policy.DenialFD = 3 + preserve + 2
+	}
+	cmd := initCommand(path, plan, preserve, own)
 	err = cmd.Start()
 	child.Close()
 	if copied != nil {
@@ -194,8 +227,8 @@ func startInit(h *handle, rec *record, plan *nsPlan, c *CreateOptions, policy *w
 	b := &wire.Bootstrap{
 		ID: c.ID, Bundle: rec.Bundle, Rootfs: rec.Rootfs, Spec: wire.NewInitSpec(rec.Spec), Join: plan.join,
 		NewUTS: plan.newUTS, NewNet: plan.newNet, UserNS: plan.inUserNS, NoPivot: c.NoPivot,
-		Console: rec.Spec.Process.Terminal, PreserveFDs: len(cmd.ExtraFiles) - 2,
-		FifoFD: 3 + len(cmd.ExtraFiles) - 1, Policy: *policy,
+		Console: rec.Spec.Process.Terminal, PreserveFDs: preserve,
+		FifoFD: 3 + preserve + 1, Policy: *policy,
 	}
 	if plan.newUser {
 		denied, err := mapIDs(rec.Pid, rec.Spec, plan)
@@ -237,8 +270,9 @@ func hostID(maps []specs.LinuxIDMapping, id uint32) (uint32, bool) {
 // initCommand is the init's exec.Cmd: this very binary (/proc/self/exe, or
 // its sealed copy, see exe.go; never a PATH lookup) in the new
 // namespaces, in a new session, with stdio passed through untouched and
-// fds 3.. being the preserved ones, then the sync socket and the fifo.
-func initCommand(path string, plan *nsPlan, c *CreateOptions, sync, fifo *os.File) *exec.Cmd {
+// fds 3.. being the preserved ones, then zviz's own: the sync socket, the
+// fifo and the denial log's socket.
+func initCommand(path string, plan *nsPlan, preserve int, own []*os.File) *exec.Cmd {
 	cmd := &exec.Cmd{
 		Path:   path,
 		Args:   []string{initArg0},
@@ -246,12 +280,11 @@ func initCommand(path string, plan *nsPlan, c *CreateOptions, sync, fifo *os.Fil
 		Stdout: os.Stdout,
 		Stderr: os.Stderr,
 	}
-	n := c.PreserveFDs + listenFDs()
-	for i := 0; i < n; i++ {
+	for i := 0; i < preserve; i++ {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(3+i), "preserved-fd"))
 	}
-	cmd.ExtraFiles = append(cmd.ExtraFiles, sync, fifo)
-	cmd.Env = []string{initproc.EnvSyncFD + "=" + strconv.Itoa(3+len(cmd.ExtraFiles)-2)}
+	cmd.ExtraFiles = append(cmd.ExtraFiles, own...)
+	cmd.Env = []string{initproc.EnvSyncFD + "=" + strconv.Itoa(3+preserve)}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: plan.cloneFlags, Setsid: true}
 	if plan.newUser {
 		// Capabilities of a new user namespace are lost at execve unless

@@ -32,7 +32,7 @@ const ProfileAnnotation = "run.zviz.profile"
 // Landlock rules derived from the rootfs and the mounts. It edits s to the
 // capabilities and flags the init will apply, and returns what the init
 // needs plus the warnings for every layer weaker than asked.
-func decidePolicy(o *Options, s *specs.Spec) (*wire.Policy, []string, error) {
+func decidePolicy(o *Options, s *specs.Spec) (*wire.Policy, *seccomp.DenialTable, []string, error) {
 	ref := o.Profile
 	if ref == "" {
 		ref = s.Annotations[ProfileAnnotation]
@@ -40,12 +40,12 @@ func decidePolicy(o *Options, s *specs.Spec) (*wire.Policy, []string, error) {
 	if ref == "" {
 		ref = "default"
 	}
-	p, prog, err := loadProfile(ref, runtime.GOARCH, cacheDir())
+	p, prog, err := profileProgram(ref, o.LogDenials)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	if prog.Notify {
-		return nil, nil, fmt.Errorf("profile %s: broker rules need the broker, which this zviz build does not have", p.Name)
+	if prog.Notify && !o.LogDenials {
+		return nil, nil, nil, fmt.Errorf("profile %s: broker rules need the broker, which this zviz build does not have", p.Name)
 	}
 	if p.Filesystem.ReadonlyRoot {
 		s.Root.Readonly = true
@@ -58,16 +58,35 @@ func decidePolicy(o *Options, s *specs.Spec) (*wire.Policy, []string, error) {
 	if s.Linux.Seccomp != nil {
 		own, err := configSeccomp(s.Linux.Seccomp, runtime.GOARCH, cacheDir())
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		pol.Seccomp = append(pol.Seccomp, *own)
 	}
-	pol.Seccomp = append(pol.Seccomp, wire.BPF{Name: p.Name, Arch: prog.Arch, Program: prog.BPF})
+	pol.Seccomp = append(pol.Seccomp, wire.BPF{Name: p.Name, Arch: prog.Arch, Program: prog.BPF, Notify: prog.Notify})
 	warnings, err := landlockWarnings(pol.Landlock)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return pol, prog.Denials, warnings, nil
+}
+
+// profileProgram loads and compiles the profile; with logDenials, the
+// variant whose refusals go to a listener that logs them (the syscall
+// lists are needed then for its answer table, so the resolved-profile
+// cache is not used).
+func profileProgram(ref string, logDenials bool) (*seccomp.Profile, *seccomp.Program, error) {
+	if !logDenials {
+		return loadProfile(ref, runtime.GOARCH, cacheDir())
+	}
+	p, err := seccomp.Load(ref)
 	if err != nil {
 		return nil, nil, err
 	}
-	return pol, warnings, nil
+	prog, err := seccomp.CompileCachedWith(p, runtime.GOARCH, cacheDir(), seccomp.CompileOptions{LogDenials: true})
+	if err != nil {
+		return nil, nil, fmt.Errorf("compile seccomp profile %s: %w", p.Name, err)
+	}
+	return p, prog, nil
 }
 
 // cacheDir is where compiled seccomp programs are kept between commands:

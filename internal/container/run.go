@@ -50,6 +50,9 @@ func Run(o *Options, c *CreateOptions, detach bool) (int, error) {
 	if relay != nil {
 		relay.finish()
 	}
+	if cr.waitLog != nil {
+		cr.waitLog()
+	}
 	return code, finish(o, cr, true)
 }
 

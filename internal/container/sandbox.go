@@ -21,6 +21,9 @@ type SandboxOptions struct {
 	TTY  bool     // allocate a pty wired to the caller's terminal
 }
 
+// nobody is the overflow id (65534) root's sandboxed command runs as.
+const nobody = 65534
+
 // credentialPaths are hidden from a sandbox unless named with --rw/--ro:
 // what an agent could use to act as the user elsewhere.
 var credentialPaths = []string{
@@ -68,6 +71,12 @@ func sandboxSpec(so *SandboxOptions) (*specs.Spec, error) {
 	}
 	home := os.Getenv("HOME")
 	uid, gid := uint32(os.Geteuid()), uint32(os.Getegid())
+	if uid == 0 {
+		// Root's command runs as nobody: as uid 0, even with every
+		// capability dropped, it would still own (and read) the host's
+		// root-only files, /etc/shadow and host keys among them.
+		uid, gid = nobody, nobody
+	}
 	s := &specs.Spec{
 		Version:  specs.Version,
 		Root:     &specs.Root{Path: "rootfs"},
@@ -77,7 +86,7 @@ func sandboxSpec(so *SandboxOptions) (*specs.Spec, error) {
 			Args:            so.Args,
 			Cwd:             cwd,
 			User:            specs.User{UID: uid, GID: gid},
-			Env:             sandboxEnv(home, so.Env),
+			Env:             sandboxEnv(envHome(home, uid), so.Env),
 			NoNewPrivileges: true,
 			Capabilities:    &specs.LinuxCapabilities{},
 		},
@@ -93,7 +102,7 @@ func sandboxSpec(so *SandboxOptions) (*specs.Spec, error) {
 	if !so.Net {
 		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace})
 	}
-	if uid != 0 {
+	if os.Geteuid() != 0 {
 		// The caller stays themselves inside: files they own look theirs.
 		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
 		s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: uid, HostID: uid, Size: 1}}
@@ -185,6 +194,15 @@ func hiddenCredentials(home string, so *SandboxOptions) []string {
 		}
 	}
 	return hidden
+}
+
+// envHome is the sandbox's HOME: the caller's, or for root's command
+// (nobody) the fresh /tmp, since root's home is not nobody's.
+func envHome(home string, uid uint32) string {
+	if uid == nobody {
+		return "/tmp"
+	}
+	return home
 }
 
 func sandboxEnv(home string, extra []string) []string {

@@ -1,6 +1,7 @@
 package container
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -44,7 +45,12 @@ func start(o *Options, h *handle, r *record) error {
 		return err
 	}
 	if poststart {
-		state, _ := jsonState(r, h.dir)
+		// The state of the start event: the process was executed (it may
+		// already have exited by the time the hook reads it, as `true`
+		// does; that is no reason to tell the hook it never ran).
+		st := r.state(h.dir)
+		st.Status, st.Pid = StatusRunning, r.Pid
+		state, _ := json.Marshal(st)
 		// runtime-spec: a failing poststart hook is logged, the container
 		// keeps running.
 		if err := hooks.Run("poststart", hk.Poststart, state); err != nil {

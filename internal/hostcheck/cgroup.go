@@ -169,7 +169,7 @@ func (h *Host) writable(dir string) (bool, string) {
 // BusInfo is the D-Bus socket zviz would talk to systemd over: the user
 // bus for an unprivileged caller, the system bus for root. Nothing connects.
 type BusInfo struct {
-	Kind    string `json:"kind"`             // user | system
+	Kind    string `json:"kind"`              // user | system
 	Address string `json:"address,omitempty"` // the address or path looked at
 	Socket  string `json:"socket,omitempty"`  // the socket path, when it is one
 	Present bool   `json:"present"`           // the socket exists and is a socket

@@ -10,6 +10,7 @@ import (
 
 	libseccomp "github.com/seccomp/libseccomp-golang"
 	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
 
 	"github.com/zviz/zviz/seccomp"
 )
@@ -35,12 +36,15 @@ type Counts struct {
 // identity and the counts.
 type Shown struct {
 	*seccomp.Listing
-	Source        string   `json:"source"`
-	Description   string   `json:"description,omitempty"`
-	Extends       []string `json:"extends,omitempty"`
-	Required      []string `json:"required,omitempty"`
-	Counts        Counts   `json:"counts"`
-	UnlistedNames []string `json:"unlisted_names,omitempty"`
+	Source      string   `json:"source"`
+	Description string   `json:"description,omitempty"`
+	Extends     []string `json:"extends,omitempty"`
+	Required    []string `json:"required,omitempty"`
+	Counts      Counts   `json:"counts"`
+	// Effects says, per filtered syscall, what its values mean on this
+	// arch (seccomp.Explain's wording).
+	Effects       map[string]string `json:"effects,omitempty"`
+	UnlistedNames []string          `json:"unlisted_names,omitempty"`
 }
 
 // Show loads profile ref (a built-in name or a file) and lists it for
@@ -58,6 +62,12 @@ func Show(ref, arch string, withUnlisted bool) (*Shown, error) {
 		Listing: l, Source: p.Source, Description: oneLine(p.Description),
 		Extends: p.Extends, Required: p.Required,
 		Counts: Counts{len(l.Allow), len(l.Deny), len(l.Filter), len(l.ENOSYS), len(l.Broker), l.Unlisted},
+	}
+	for _, r := range l.Filter {
+		if s.Effects == nil {
+			s.Effects = map[string]string{}
+		}
+		s.Effects[r.Syscall] = effectOn(seccomp.Explain(p, r.Syscall), l.Arch)
 	}
 	if withUnlisted {
 		if s.UnlistedNames, err = unlisted(l); err != nil {
@@ -86,6 +96,17 @@ func unlisted(l *seccomp.Listing) ([]string, error) {
 		}
 	}
 	return names, nil
+}
+
+// effectOn picks arch's line out of seccomp.Explain's text
+// ("  x86_64: filtered inline: ..."); "" when there is none.
+func effectOn(explained, arch string) string {
+	for _, l := range strings.Split(explained, "\n") {
+		if e, ok := strings.CutPrefix(l, "  "+arch+": "); ok {
+			return e
+		}
+	}
+	return ""
 }
 
 // scmpArchName is libseccomp's name for a kernel arch name.
@@ -129,7 +150,7 @@ func WriteShow(w io.Writer, s *Shown) {
 	} {
 		fmt.Fprintf(w, "\n%s: %d\n", sec.title, len(sec.rules))
 		for _, r := range sec.rules {
-			writeRule(w, r, s.Profile)
+			writeRule(w, r, s.Profile, s.Effects[r.Syscall])
 		}
 	}
 	fmt.Fprintf(w, "\nunlisted → ENOSYS: %d", c.Unlisted)
@@ -143,7 +164,7 @@ func WriteShow(w io.Writer, s *Shown) {
 	}
 }
 
-func writeRule(w io.Writer, r seccomp.Rule, profile string) {
+func writeRule(w io.Writer, r seccomp.Rule, profile, effect string) {
 	name := r.Syscall
 	if len(r.Arches) > 0 {
 		name += " [" + strings.Join(r.Arches, ",") + "]"
@@ -152,8 +173,11 @@ func writeRule(w io.Writer, r seccomp.Rule, profile string) {
 	if r.From != "" && r.From != profile {
 		why += " (from " + r.From + ")"
 	}
-	if len(r.Values) > 0 {
-		fmt.Fprintf(w, "  %-24s %s\n  %-24s   values: %s\n", name, why, "", strings.Join(r.Values, " "))
+	if effect == "" && len(r.Values) > 0 {
+		effect = "values: " + strings.Join(r.Values, " ")
+	}
+	if effect != "" {
+		fmt.Fprintf(w, "  %-24s %s\n  %-24s   → %s\n", name, why, "", effect)
 		return
 	}
 	fmt.Fprintf(w, "  %-24s %s\n", name, why)
@@ -222,13 +246,52 @@ func Disassemble(b []byte) []string {
 	insts, _ := bpf.Disassemble(raw)
 	out := make([]string, len(insts))
 	for i, in := range insts {
-		s := fmt.Sprint(in)
-		if st, ok := in.(fmt.Stringer); ok {
-			s = st.String()
-		}
-		out[i] = fmt.Sprintf("%4d: %s", i, s)
+		out[i] = fmt.Sprintf("%4d: %s", i, instString(in, i))
 	}
 	return out
+}
+
+// instString is x/net/bpf's syntax, with absolute jump targets and
+// seccomp return values spelled out.
+func instString(in bpf.Instruction, pc int) string {
+	switch x := in.(type) {
+	case bpf.JumpIf:
+		next := pc + 1
+		return fmt.Sprintf("%-28s ; %#x: goto %d else %d", x.String(), x.Val, next+int(x.SkipTrue), next+int(x.SkipFalse))
+	case bpf.Jump:
+		return fmt.Sprintf("%-28s ; goto %d", x.String(), pc+1+int(x.Skip))
+	case bpf.RetConstant:
+		return fmt.Sprintf("%-28s ; %s", x.String(), seccompAction(x.Val))
+	}
+	if st, ok := in.(fmt.Stringer); ok {
+		return st.String()
+	}
+	return fmt.Sprint(in)
+}
+
+// seccompAction names a seccomp filter return value (seccomp(2),
+// "Filter return values").
+func seccompAction(v uint32) string {
+	data := v & unix.SECCOMP_RET_DATA
+	switch v & unix.SECCOMP_RET_ACTION_FULL {
+	case unix.SECCOMP_RET_KILL_PROCESS:
+		return "KILL_PROCESS"
+	case unix.SECCOMP_RET_KILL_THREAD:
+		return "KILL_THREAD"
+	case unix.SECCOMP_RET_TRAP:
+		return "TRAP"
+	case unix.SECCOMP_RET_ERRNO:
+		return fmt.Sprintf("ERRNO(%s)", unix.ErrnoName(unix.Errno(data)))
+	case unix.SECCOMP_RET_USER_NOTIF:
+		return "USER_NOTIF"
+	case unix.SECCOMP_RET_TRACE:
+		return fmt.Sprintf("TRACE(%d)", data)
+	case unix.SECCOMP_RET_LOG:
+		return "LOG"
+	case unix.SECCOMP_RET_ALLOW:
+		return "ALLOW"
+	}
+	return fmt.Sprintf("%#x", v)
 }
 
 // WriteBPF prints c as text.

@@ -150,7 +150,7 @@ func (p *process) launch() error {
 	}
 	// seccomp last, right before execve: the runtime's own setup above
 	// must not be filtered, and everything after it is the workload's.
-	if err := installSeccomp(p.policy.Seccomp); err != nil {
+	if err := installSeccomp(p.policy.Seccomp, p.policy.DenialFD); err != nil {
 		return err
 	}
 	return p.exec()

@@ -315,6 +315,9 @@ type Policy struct {
 	Profile  string         `json:"profile"`
 	Landlock *LandlockRules `json:"landlock,omitempty"`
 	Seccomp  []BPF          `json:"seccomp,omitempty"`
+	// DenialFD is the init's end of the socket to the denial logger; the
+	// listener of a Notify program goes there right before execve.
+	DenialFD int `json:"denialFD,omitempty"`
 }
 
 // LandlockRules mirror the landlock package's Rules (paths as seen after
@@ -336,6 +339,9 @@ type BPF struct {
 	Arch    string `json:"arch"`
 	Program []byte `json:"program"`
 	Flags   uint   `json:"flags,omitempty"` // SECCOMP_FILTER_FLAG_* to install with
+	// Notify: install with a listener and send its descriptor over the
+	// policy's DenialFD (the log-denials variant).
+	Notify bool `json:"notify,omitempty"`
 }
 
 // InitSpec is the part of config.json the init uses. Decoding the whole

@@ -2,8 +2,11 @@ package integration
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -118,4 +121,69 @@ func TestPolicyLandlock(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestPolicyLogDenials: --log-denials reports each refused call with its
+// name and errno, changes nothing about what is refused, and reports
+// nothing for a workload that needs no refused call; the per-container
+// logger of a detached container goes away with it.
+func TestPolicyLogDenials(t *testing.T) {
+	forEachUser(t, func(t *testing.T, r *rt) {
+		b := r.shBundle(`/probe try ptrace clone3; true`, nil)
+		res := r.ok("--log-denials", "run", "--bundle", b, "ld-"+randID())
+		for _, want := range []string{"zviz: denied: ptrace(", ") = EPERM", "zviz: denied: clone3(", ") = ENOSYS"} {
+			if !strings.Contains(res.stderr, want) {
+				t.Errorf("denial log lacks %q:\n%s", want, res.stderr)
+			}
+		}
+		// The errnos the workload sees are the plain filter's.
+		if !strings.Contains(res.stdout, `"name":"ptrace","errno":"EPERM"`) || !strings.Contains(res.stdout, `"name":"clone3","errno":"ENOSYS"`) {
+			t.Errorf("errnos changed under --log-denials:\n%s", res.stdout)
+		}
+		quiet := r.ok("--verbose", "run", "--bundle", r.shBundle(`true`, nil), "ld-"+randID())
+		if strings.Contains(quiet.stderr, "denied") {
+			t.Errorf("true needs no refused call, got:\n%s", quiet.stderr)
+		}
+		// Detached: a zviz:[denials] helper serves the container and exits
+		// with it.
+		id := "ldd-" + randID()
+		errFile := filepath.Join(t.TempDir(), "stderr")
+		ef, err := os.Create(errFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := r.cmd("--log-denials", "create", "--bundle", r.shBundle(`/probe try ptrace >/dev/null; sleep 0.2`, nil), id)
+		c.Stdout, c.Stderr = ef, ef
+		if res := r.runCmd(c); res.code != 0 {
+			t.Fatalf("create: %v", res)
+		}
+		ef.Close()
+		if n := countProcs("zviz:[denials]"); n == 0 {
+			t.Errorf("no zviz:[denials] helper while the container exists")
+		}
+		r.ok("start", id)
+		deadline := time.Now().Add(10 * time.Second)
+		for countProcs("zviz:[denials]") > 0 && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if n := countProcs("zviz:[denials]"); n > 0 {
+			t.Errorf("%d zviz:[denials] helpers left after the container stopped", n)
+		}
+		r.ok("delete", id)
+		if b, _ := os.ReadFile(errFile); !strings.Contains(string(b), "zviz: denied: ptrace(") {
+			t.Errorf("the detached container's denial log lacks ptrace:\n%s", b)
+		}
+	})
+}
+
+// countProcs counts processes whose command line starts with name.
+func countProcs(name string) int {
+	n := 0
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")); err == nil && strings.HasPrefix(string(b), name) {
+			n++
+		}
+	}
+	return n
 }

@@ -25,9 +25,9 @@ echo "ro-write=$( (echo x > "$RO/from-sandbox") 2>&1 && echo OK)"
 echo "net=$(tail -n +3 /proc/net/dev | cut -d: -f1 | xargs)"
 echo "marker=${ZVIZ_SANDBOX_MARKER-unset}"
 echo "extra=${ZVIZ_EXTRA-unset}"
-echo "ssh=$(cat "$HOME/.ssh/id_test" 2>/dev/null)"
-echo "ssh-ls=$(ls -A "$HOME/.ssh" 2>/dev/null | xargs)"
-echo "aws=$(cat "$HOME/.aws/credentials" 2>/dev/null)"
+echo "ssh=$(cat "$CALLER_HOME/.ssh/id_test" 2>/dev/null)"
+echo "ssh-ls=$(ls -A "$CALLER_HOME/.ssh" 2>/dev/null | xargs)"
+echo "aws=$(cat "$CALLER_HOME/.aws/credentials" 2>/dev/null)"
 exit 7
 `
 
@@ -57,12 +57,12 @@ func sandboxHome(t *testing.T, user string) (home string, env []string) {
 		if err := os.WriteFile(p, []byte("SECRET-"+filepath.Base(f)), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if user != "root" {
-			uid := uidOf(t, user)
-			for _, x := range []string{dir, p} {
-				if err := os.Chown(x, uid, uid); err != nil {
-					t.Fatal(err)
-				}
+		// Owned by whoever the sandboxed command runs as (root's runs as
+		// nobody), so that hiding, not file permissions, is what is tested.
+		uid := sandboxUID(t, user)
+		for _, x := range []string{dir, p} {
+			if err := os.Chown(x, uid, uid); err != nil {
+				t.Fatal(err)
 			}
 		}
 		t.Cleanup(func() {
@@ -73,6 +73,23 @@ func sandboxHome(t *testing.T, user string) (home string, env []string) {
 		})
 	}
 	return home, []string{"HOME=" + home, "ZVIZ_SANDBOX_MARKER=caller"}
+}
+
+// sandboxUID is the uid the sandboxed command runs as: the caller, or for
+// root nobody (65534), so that the host's root-only files stay closed.
+func sandboxUID(t *testing.T, user string) int {
+	if user == "root" {
+		return 65534
+	}
+	return uidOf(t, user)
+}
+
+// writableBy makes a test directory writable by the sandboxed command.
+func writableBy(t *testing.T, dir string, uid int) {
+	t.Helper()
+	if err := os.Chown(dir, uid, uid); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // sandbox runs `zviz sandbox ARGS...` as the runtime's user in dir.
@@ -95,7 +112,9 @@ func TestSandbox(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(ro, "data"), []byte("readable"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		res := r.sandbox(cwd, env, "--rw", rw, "--ro", ro, "--env", "ZVIZ_EXTRA=yes",
+		writableBy(t, cwd, sandboxUID(t, r.user))
+		writableBy(t, rw, sandboxUID(t, r.user))
+		res := r.sandbox(cwd, env, "--rw", rw, "--ro", ro, "--env", "ZVIZ_EXTRA=yes", "--env", "CALLER_HOME="+home,
 			"--env", "RW="+rw, "--env", "RO="+ro, "--", "/bin/sh", "-c", sandboxScript)
 		if res.code != 7 {
 			t.Fatalf("sandbox: %v, want exit 7 from the command", res)
@@ -167,8 +186,9 @@ func TestSandbox(t *testing.T) {
 
 		// --ro re-exposes a hidden credential directory; --net shares the
 		// host's network.
+		// (Absolute paths: root's sandboxed command has HOME=/tmp.)
 		res = r.sandbox(cwd, env, "--ro", filepath.Join(home, ".ssh"), "--net", "--", "/bin/sh", "-c",
-			`cat "$HOME/.ssh/id_test"; echo; tail -n +3 /proc/net/dev | cut -d: -f1 | xargs; cat "$HOME/.aws/credentials" 2>/dev/null; true`)
+			`cat "`+home+`/.ssh/id_test"; echo; tail -n +3 /proc/net/dev | cut -d: -f1 | xargs; cat "`+home+`/.aws/credentials" 2>/dev/null; true`)
 		lines := strings.Split(res.stdout, "\n")
 		if res.code != 0 || len(lines) < 2 || lines[0] != "SECRET-id_test" {
 			t.Errorf("--ro ~/.ssh: %v, want the key readable", res)
