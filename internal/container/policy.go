@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -66,6 +67,9 @@ func decidePolicy(o *Options, s *specs.Spec) (*wire.Policy, *seccomp.DenialTable
 	warnings, err := landlockWarnings(pol.Landlock)
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	if w := networkWarning(p, s); w != "" {
+		warnings = append(warnings, w)
 	}
 	return pol, prog.Denials, warnings, nil
 }
@@ -262,7 +266,54 @@ func landlockRules(s *specs.Spec, p *seccomp.Profile) *wire.LandlockRules {
 	r.Writable = append(r.Writable, p.Filesystem.Writable...)
 	slices.Sort(r.Writable)
 	r.Writable = slices.Compact(r.Writable)
+	// A profile whose egress allow-list names ports restricts TCP connect
+	// to them with Landlock too (ABI 4+), a second layer under the broker's
+	// address checks.
+	if ports, ok := allowPorts(p.Network.Allow); ok {
+		r.RestrictNetwork, r.TCPConnect = true, ports
+	}
 	return r
+}
+
+// networkWarning announces that the profile's network mode is not what
+// the container gets: this build uses the config's network namespace as
+// given (user-mode networking and egress allow-lists come with the broker).
+func networkWarning(p *seccomp.Profile, s *specs.Spec) string {
+	own := false
+	for _, ns := range s.Linux.Namespaces {
+		own = own || ns.Type == specs.NetworkNamespace && ns.Path == ""
+	}
+	switch mode := p.Network.Mode; {
+	case mode == "none" && !own:
+		return fmt.Sprintf("profile %s: network mode none, but the config shares or joins a network namespace, which is used as given", p.Name)
+	case mode == "host" && own:
+		return fmt.Sprintf("profile %s: network mode host, but the config asks for a network namespace of its own, which is used", p.Name)
+	case mode != "none" && mode != "host" && mode != "":
+		return fmt.Sprintf("profile %s: network mode %s is not implemented by this zviz build: the config's network namespace is used as given", p.Name, mode)
+	}
+	return ""
+}
+
+// allowPorts returns the ports of network.allow entries (ADDR:PORT,
+// PREFIX:PORT, [IPv6]:PORT, *:PORT); ok is false when the list is empty or
+// an entry allows every port, which leaves nothing for port rules to do.
+func allowPorts(allow []string) ([]uint16, bool) {
+	var ports []uint16
+	for _, a := range allow {
+		var port string
+		if strings.HasPrefix(a, "[") {
+			_, port, _ = strings.Cut(a, "]:")
+		} else if strings.Count(a, ":") == 1 {
+			_, port, _ = strings.Cut(a, ":")
+		}
+		n, err := strconv.ParseUint(port, 10, 16)
+		if err != nil || n == 0 {
+			return nil, false
+		}
+		ports = append(ports, uint16(n))
+	}
+	slices.Sort(ports)
+	return slices.Compact(ports), len(ports) > 0
 }
 
 func mountWritable(m specs.Mount) bool {

@@ -2,6 +2,8 @@ package integration
 
 import (
 	"encoding/json"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +12,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/zviz/zviz/tests/testutil"
 )
 
 // statusField returns a field of /proc/self/status as printed by grep.
@@ -186,4 +190,53 @@ func countProcs(name string) int {
 		}
 	}
 	return n
+}
+
+// TestPolicyLandlockPorts: a profile whose egress allow-list names ports
+// restricts TCP connect to them through Landlock (ABI 4+). The container
+// shares the host's network (the profile's mode host) and connects to two
+// listeners of the test's.
+func TestPolicyLandlockPorts(t *testing.T) {
+	testutil.Requires(t, "landlock>=4")
+	forEachUser(t, func(t *testing.T, r *rt) {
+		allowed, other := listen(t), listen(t)
+		dir := hostTempDir(t, r.user)
+		prof := filepath.Join(dir, "ports.yaml")
+		body := fmt.Sprintf("extends: default\nnetwork:\n  mode: host\n  allow: [\"127.0.0.1:%d\"]\n", allowed)
+		if err := os.WriteFile(prof, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		script := fmt.Sprintf(`echo x | nc -w 1 127.0.0.1 %d && echo "allowed=OK" || echo "allowed=refused"
+echo x | nc -w 1 127.0.0.1 %d 2>&1 && echo "other=OK" || echo "other=refused"`, allowed, other)
+		b := r.shBundle(script, func(s *specs.Spec) { withoutNS(s, specs.NetworkNamespace) })
+		res := r.run("--profile", prof, "run", "--bundle", b, "ports-"+randID())
+		if !strings.Contains(res.stdout, "allowed=OK") || !strings.Contains(res.stdout, "other=refused") ||
+			!strings.Contains(res.stdout, "Permission denied") {
+			t.Errorf("want port %d allowed and %d refused with EACCES:\n%v", allowed, other, res)
+		}
+		if strings.Contains(res.stderr, "network mode") {
+			t.Errorf("mode host with the host's network needs no warning:\n%s", res.stderr)
+		}
+	})
+}
+
+// listen accepts (and closes) connections on a loopback port until the
+// test ends, and returns the port.
+func listen(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return l.Addr().(*net.TCPAddr).Port
 }

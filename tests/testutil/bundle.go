@@ -19,7 +19,7 @@ const busyboxPath = "/usr/bin/busybox"
 var DefaultApplets = []string{
 	"sh", "ash", "true", "false", "echo", "printf", "cat", "ls", "id", "whoami",
 	"sleep", "hostname", "mount", "umount", "ps", "env", "pwd", "mkdir", "rm",
-	"touch", "grep", "head", "tail", "wc", "kill", "ip", "ln", "stat", "test",
+	"touch", "grep", "head", "tail", "wc", "kill", "ip", "ln", "stat", "test", "nc",
 	"uname", "readlink", "chmod", "cp", "mv", "sed", "awk", "find", "nproc", "date",
 }
 
