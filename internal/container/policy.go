@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -47,6 +48,9 @@ func decidePolicy(o *Options, s *specs.Spec) (*wire.Policy, *seccomp.DenialTable
 	}
 	if prog.Notify && !o.LogDenials {
 		return nil, nil, nil, fmt.Errorf("profile %s: broker rules need the broker, which this zviz build does not have", p.Name)
+	}
+	if err := checkRequired(p); err != nil {
+		return nil, nil, nil, err
 	}
 	if p.Filesystem.ReadonlyRoot {
 		s.Root.Readonly = true
@@ -331,6 +335,48 @@ func mountWritable(m specs.Mount) bool {
 }
 
 func under(p, dir string) bool { return p == dir || strings.HasPrefix(p, dir+"/") }
+
+// checkRequired refuses a profile that requires a layer this host or this
+// build cannot apply (SPEC.md: "a profile can mark a layer required, and
+// then zviz refuses to start without it").
+func checkRequired(p *seccomp.Profile) error {
+	abi := landlock.ABI()
+	for _, layer := range p.Required {
+		var missing string
+		switch layer {
+		case "landlock":
+			if abi == 0 {
+				missing = "Landlock is not available in this kernel"
+			}
+		case "landlock-net":
+			if abi < 4 {
+				missing = fmt.Sprintf("Landlock ABI %d < 4 has no TCP port rules", abi)
+			}
+		case "landlock-scope":
+			if abi < 6 {
+				missing = fmt.Sprintf("Landlock ABI %d < 6 cannot scope abstract unix sockets and signals", abi)
+			}
+		case "limits":
+			missing = "this zviz build applies no cgroup limits yet"
+		case "notify":
+			if !userNotifAvailable() {
+				missing = "the kernel has no seccomp user notification"
+			}
+		}
+		if missing != "" {
+			return fmt.Errorf("profile %s requires %s: %s", p.Name, layer, missing)
+		}
+	}
+	return nil
+}
+
+// userNotifAvailable asks the kernel whether SECCOMP_RET_USER_NOTIF exists
+// (seccomp(2), SECCOMP_GET_ACTION_AVAIL).
+func userNotifAvailable() bool {
+	action := uint32(unix.SECCOMP_RET_USER_NOTIF)
+	_, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_GET_ACTION_AVAIL, 0, uintptr(unsafe.Pointer(&action)))
+	return errno == 0
+}
 
 // landlockWarnings says what this kernel's Landlock cannot enforce of r,
 // and refuses when the profile requires Landlock and it cannot be had. The
