@@ -12,6 +12,7 @@
 //	probe write PATH           try to create/truncate PATH and write to it
 //	probe read PATH            try to read PATH
 //	probe try NAME...          attempt syscalls by name (see tries in try.go)
+//	probe bench-syscalls [-n N] per-syscall latency in ns/op (see bench.go)
 //
 // Usage errors exit 2; reporting an errno is not an error (exit 0).
 package main
@@ -65,6 +66,8 @@ func main() {
 			usage("try: name at least one of: " + strings.Join(tryNames(), ", "))
 		}
 		emit(runTries(args))
+	case "bench-syscalls":
+		benchSyscalls(args)
 	default:
 		usage("unknown command " + strconv.Quote(cmd))
 	}
@@ -72,7 +75,7 @@ func main() {
 
 func usage(msg string) {
 	fmt.Fprintf(os.Stderr, "probe: %s\nusage: probe info | exit N | kill-self SIG | sleep SECONDS | "+
-		"wait-signal SIG | write PATH | read PATH | try NAME...\n", msg)
+		"wait-signal SIG | write PATH | read PATH | try NAME... | bench-syscalls [-n N]\n", msg)
 	os.Exit(2)
 }
 
