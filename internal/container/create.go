@@ -88,6 +88,7 @@ func create(o *Options, c *CreateOptions, foreground bool) (cr *created, err err
 	if s.Process.Terminal && c.ConsoleSocket == "" && !foreground {
 		return nil, errors.New("process.terminal is true: --console-socket is required")
 	}
+	o.debugf("config loaded and validated")
 	plan, err := planNamespaces(s)
 	if err != nil {
 		return nil, err
@@ -99,6 +100,7 @@ func create(o *Options, c *CreateOptions, foreground bool) (cr *created, err err
 	if err != nil {
 		return nil, err
 	}
+	o.debugf("policy decided (profile %s, %d seccomp programs)", policy.Profile, len(policy.Seccomp))
 	var dl *denialLog
 	if o.LogDenials {
 		if dl, err = newDenialLog(denials); err != nil {
@@ -140,10 +142,12 @@ func create(o *Options, c *CreateOptions, foreground bool) (cr *created, err err
 	if err := h.save(rec); err != nil {
 		return nil, err
 	}
-	cr, err = startInit(h, rec, plan, c, policy, dl, &undo)
+	o.debugf("state written")
+	cr, err = startInit(o, h, rec, plan, c, policy, dl, &undo)
 	if err != nil {
 		return nil, err
 	}
+	o.debugf("init ready")
 	if err := finishCreate(h, rec, cr, c); err != nil {
 		return nil, err
 	}
@@ -173,7 +177,7 @@ func loadSpec(c *CreateOptions) (*specs.Spec, string, error) {
 
 // startInit starts zviz:[init] in its namespaces, maps its ids and sends it
 // the bootstrap; it returns once the init reports the container ready.
-func startInit(h *handle, rec *record, plan *nsPlan, c *CreateOptions, policy *wire.Policy, dl *denialLog, undo *cleanup) (*created, error) {
+func startInit(o *Options, h *handle, rec *record, plan *nsPlan, c *CreateOptions, policy *wire.Policy, dl *denialLog, undo *cleanup) (*created, error) {
 	if n := listenFDs(); n > 0 {
 		rec.Spec.Process.Env = append(rec.Spec.Process.Env, "LISTEN_FDS="+strconv.Itoa(n), "LISTEN_PID=1")
 	}
@@ -208,6 +212,10 @@ func startInit(h *handle, rec *record, plan *nsPlan, c *CreateOptions, policy *w
 		policy.DenialFD = 3 + preserve + 2
 	}
 	cmd := initCommand(path, plan, preserve, own)
+	if o.Debug {
+		cmd.Env = append(cmd.Env, initproc.EnvDebugSince+"="+strconv.FormatInt(started.UnixNano(), 10))
+	}
+	o.debugf("starting init")
 	err = cmd.Start()
 	child.Close()
 	if copied != nil {
@@ -216,6 +224,7 @@ func startInit(h *handle, rec *record, plan *nsPlan, c *CreateOptions, policy *w
 	if err != nil {
 		return nil, fmt.Errorf("start container init: %w", err)
 	}
+	o.debugf("init started (pid %d)", cmd.Process.Pid)
 	undo.add(func() { cmd.Process.Kill(); cmd.Wait() })
 	rec.Pid = cmd.Process.Pid
 	if rec.Start, err = startTime(rec.Pid); err != nil {
@@ -230,6 +239,9 @@ func startInit(h *handle, rec *record, plan *nsPlan, c *CreateOptions, policy *w
 		Console: rec.Spec.Process.Terminal, PreserveFDs: preserve,
 		FifoFD: 3 + preserve + 1, Policy: *policy,
 	}
+	if o.Debug {
+		b.DebugSince = started.UnixNano()
+	}
 	if plan.newUser {
 		denied, err := mapIDs(rec.Pid, rec.Spec, plan)
 		if err != nil {
@@ -237,6 +249,7 @@ func startInit(h *handle, rec *record, plan *nsPlan, c *CreateOptions, policy *w
 		}
 		b.SetgroupsDenied = denied
 	}
+	o.debugf("ids mapped")
 	cr := &created{cmd: cmd, pid: rec.Pid, rec: rec}
 	if err := handshake(parent, b, rec, cr); err != nil {
 		return nil, initError(err, cmd)

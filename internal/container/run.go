@@ -46,14 +46,18 @@ func Run(o *Options, c *CreateOptions, detach bool) (int, error) {
 		_ = finish(o, cr, true)
 		return 1, err
 	}
+	o.debugf("started")
 	code := waitForeground(cr, sigs, relay)
+	o.debugf("process exited (status %d)", code)
 	if relay != nil {
 		relay.finish()
 	}
 	if cr.waitLog != nil {
 		cr.waitLog()
 	}
-	return code, finish(o, cr, true)
+	err = finish(o, cr, true)
+	o.debugf("deleted")
+	return code, err
 }
 
 // startCreated and finish are Start and Delete for the container run has

@@ -26,6 +26,10 @@ import (
 // process's own at execve, so it never reaches the workload.
 const EnvSyncFD = "_ZVIZ_SYNC_FD"
 
+// EnvDebugSince carries the parent's start (--debug) to the init, so that
+// it can report its own start-up before the bootstrap arrives.
+const EnvDebugSince = "_ZVIZ_DEBUG_SINCE"
+
 // Main is the init's whole life. It returns only on failure, after the
 // failure has been reported to the parent; the caller exits non-zero.
 func Main() {
@@ -33,6 +37,10 @@ func Main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "zviz init: started without a sync socket; this is zviz's internal entry point")
 		os.Exit(2)
+	}
+	if v, err := strconv.ParseInt(os.Getenv(EnvDebugSince), 10, 64); err == nil {
+		debugSince = v
+		step("main")
 	}
 	conn := wire.FromFD(fd)
 	var b wire.Bootstrap
@@ -47,6 +55,8 @@ func Main() {
 	// gid maps through /proc/PID, which needs us dumpable, and Bootstrap
 	// only comes once that is done.
 	_ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+	debugSince = b.DebugSince
+	step("bootstrap received")
 	err = run(conn, &b)
 	// run only returns on failure: the process image is replaced otherwise.
 	_ = conn.Fail(err)

@@ -38,6 +38,7 @@ func build(conn *wire.Conn, b *wire.Bootstrap) (*process, error) {
 	if err := rootfs.Prepare(rc); err != nil {
 		return nil, err
 	}
+	step("mounts done")
 	// prestart and createRuntime hooks run in the parent, in the runtime's
 	// namespaces, once the mounts exist and before pivot_root.
 	if err := waitParentHooks(conn, b.ParentHooks); err != nil {
@@ -53,6 +54,7 @@ func build(conn *wire.Conn, b *wire.Bootstrap) (*process, error) {
 	if err := rootfs.Enter(rc); err != nil {
 		return nil, err
 	}
+	step("pivot_root done")
 	// Sysctls go through the container's own /proc/sys, before Finish makes
 	// it read-only.
 	if err := writeSysctls(s.Linux); err != nil {
@@ -67,6 +69,7 @@ func build(conn *wire.Conn, b *wire.Bootstrap) (*process, error) {
 	if err := rootfs.Finish(rc); err != nil {
 		return nil, err
 	}
+	step("masked and read-only paths done")
 	p, err := prepareProcess(b, s, con)
 	if err != nil {
 		return nil, err
@@ -124,6 +127,7 @@ func (p *process) launch() error {
 	// Landlock after the mounts and pivot_root, which it forbids, and after
 	// the hooks, which run host tools (landlock.rst, "Filesystem topology
 	// modification").
+	step("started")
 	if err := applyLandlock(p.policy.Landlock); err != nil {
 		return err
 	}
@@ -150,6 +154,7 @@ func (p *process) launch() error {
 	}
 	// seccomp last, right before execve: the runtime's own setup above
 	// must not be filtered, and everything after it is the workload's.
+	step("user, capabilities and landlock done")
 	if err := installSeccomp(p.policy.Seccomp, p.policy.DenialFD); err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -96,13 +97,13 @@ func statErr(err error) error {
 func (c *checker) hasNS(t specs.LinuxNamespaceType) bool { _, ok := c.ns[t]; return ok }
 func (c *checker) newNS(t specs.LinuxNamespaceType) bool { p, ok := c.ns[t]; return ok && p == "" }
 
-var versionRE = regexp.MustCompile(`^1\.[0-9]+(\.[0-9]+)?([-+][0-9A-Za-z.+-]*)?$`)
+var versionRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^1\.[0-9]+(\.[0-9]+)?([-+][0-9A-Za-z.+-]*)?$`) })
 
 func checkVersion(c *checker) {
 	switch v := c.s.Version; {
 	case v == "":
 		c.fail("ociVersion", "must not be empty")
-	case !versionRE.MatchString(v):
+	case !versionRE().MatchString(v):
 		c.fail(fmt.Sprintf("ociVersion %q", v), "unsupported (want 1.x)")
 	}
 }

@@ -304,6 +304,9 @@ type Bootstrap struct {
 	// the mounts exist, so the init stops for MountsDone/HooksDone; without
 	// them that round trip is skipped.
 	ParentHooks bool `json:"parentHooks,omitempty"`
+	// DebugSince, when set (--debug), is the parent's start in Unix
+	// nanoseconds: the init reports its steps against it on stderr.
+	DebugSince int64 `json:"debugSince,omitempty"`
 	// Policy is the security layers the init applies after start, in
 	// SPEC.md's order; decided and compiled by the parent.
 	Policy Policy `json:"policy"`
