@@ -28,6 +28,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -56,6 +57,19 @@ func Load(bundle string) (*specs.Spec, error) {
 }
 
 // jsonError turns a decoding error into "config.json: line L col C: …".
+// offsetPast is 1 when the JSON implementation reports error offsets just
+// past the offending byte (encoding/json v1) and 0 when it reports the
+// byte's own index (the v2 implementation zviz is built with, see the
+// Makefile): the column printed is the offending byte's either way.
+var offsetPast = sync.OnceValue(func() int64 {
+	var syn *json.SyntaxError
+	var v any
+	if errors.As(json.Unmarshal([]byte("]"), &v), &syn) && syn.Offset == 0 {
+		return 0
+	}
+	return 1
+})
+
 func jsonError(data []byte, err error) error {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
@@ -78,7 +92,7 @@ func jsonError(data []byte, err error) error {
 // position converts the decoder's byte offset ("after reading Offset
 // bytes") to a 1-based line and column of the offending byte.
 func position(data []byte, offset int64) (line, col int) {
-	pos := int(min(max(offset-1, 0), int64(len(data))))
+	pos := int(min(max(offset-offsetPast(), 0), int64(len(data))))
 	line, last := 1, -1
 	for i, b := range data[:pos] {
 		if b == '\n' {

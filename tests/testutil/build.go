@@ -80,7 +80,8 @@ func build(name, pkg, cgo string, flags ...string) (string, error) {
 	args := append([]string{"build", "-trimpath", "-buildvcs=false", "-o", out}, flags...)
 	cmd := exec.Command(goTool(), append(args, pkg)...)
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), cgo)
+	// The same JSON implementation as `make build` (see the Makefile).
+	cmd.Env = append(os.Environ(), cgo, "GOEXPERIMENT=jsonv2")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("build %s: %v\n%s", pkg, err, b)
 	}
