@@ -48,7 +48,13 @@ DEMO_SCRIPT := \
 	echo "== touch /zviz-demo (the root is read-only):"; \
 	if touch /zviz-demo 2>&1; then echo "UNEXPECTED: / is writable"; else echo "refused, as it should be"; fi; \
 	echo "== touch ./zviz-demo (the working directory is writable):"; \
-	touch ./zviz-demo && ls -l ./zviz-demo
+	touch ./zviz-demo && ls -l ./zviz-demo; \
+	echo "== capabilities, no_new_privs, seccomp:"; \
+	grep -E "^(CapEff|CapBnd|NoNewPrivs|Seccomp)" /proc/self/status; \
+	echo "== unshare --user (refused; --log-denials shows the call):"; \
+	unshare --user true 2>&1 || true; \
+	echo "== ls ~/.ssh (credentials hidden):"; \
+	ls -A ~/.ssh 2>&1 | head -3 || true
 
 demo: setup build
 	@dir=$$(mktemp -d /tmp/zviz-demo.XXXXXX); trap 'rm -rf "$$dir"' EXIT; \
@@ -58,7 +64,7 @@ demo: setup build
 	echo "+ (as $(TEST_USER)) zviz sandbox -- sh -c '...'"; \
 	setpriv --reuid=$(TEST_USER) --regid=$(TEST_USER) --init-groups --reset-env \
 		env XDG_RUNTIME_DIR=/run/user/$$uid \
-		"$$dir/zviz" sandbox -- sh -c '$(DEMO_SCRIPT)'
+		"$$dir/zviz" --log-denials sandbox -- sh -c '$(DEMO_SCRIPT)'
 
 check-fmt:
 	@files=$$(find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -not -path './bin/*' -print0 | xargs -0 -r gofmt -l); \
