@@ -93,17 +93,9 @@ func create(o *Options, c *CreateOptions, foreground bool) (cr *created, err err
 	if err != nil {
 		return nil, err
 	}
-	if err := o.store().open(true); err != nil {
-		return nil, err
-	}
-	policy, denials, policyWarnings, err := decidePolicy(o, s)
-	if err != nil {
-		return nil, err
-	}
-	o.debugf("policy decided (profile %s, %d seccomp programs)", policy.Profile, len(policy.Seccomp))
 	var dl *denialLog
 	if o.LogDenials {
-		if dl, err = newDenialLog(denials); err != nil {
+		if dl, err = newDenialLog(); err != nil {
 			return nil, err
 		}
 		// The init's end is the init's; ours goes to the logger (this
@@ -130,9 +122,25 @@ func create(o *Options, c *CreateOptions, foreground bool) (cr *created, err err
 	rec := &record{
 		OCIVersion: specs.Version, ID: c.ID, Bundle: bundle, Rootfs: spec.RootfsPath(s, bundle),
 		Created: time.Now().UTC(), Owner: ownerName(os.Geteuid()), Annotations: s.Annotations, Spec: s,
-		Warnings: append(layerWarnings(s), policyWarnings...),
-		Profile:  policy.Profile,
 	}
+	// The init is started first: the Go runtime's start-up in it overlaps
+	// with the policy decision, the id maps and the state written here.
+	l, err := launchInit(o, h, rec, plan, c, dl, &undo)
+	if err != nil {
+		return nil, err
+	}
+	defer l.conn.Close()
+	mapped := l.mapIDs(s, plan)
+	policy, denials, policyWarnings, err := decidePolicy(o, s)
+	if err != nil {
+		return nil, err
+	}
+	o.debugf("policy decided (profile %s, %d seccomp programs)", policy.Profile, len(policy.Seccomp))
+	if dl != nil {
+		dl.table = denials
+		policy.DenialFD = l.denialFD
+	}
+	rec.Warnings, rec.Profile = append(layerWarnings(s), policyWarnings...), policy.Profile
 	for _, w := range rec.Warnings {
 		o.warnf("%s", w)
 	}
@@ -143,8 +151,7 @@ func create(o *Options, c *CreateOptions, foreground bool) (cr *created, err err
 		return nil, err
 	}
 	o.debugf("state written")
-	cr, err = startInit(o, h, rec, plan, c, policy, dl, &undo)
-	if err != nil {
+	if cr, err = l.bootstrap(o, rec, plan, c, policy, <-mapped); err != nil {
 		return nil, err
 	}
 	o.debugf("init ready")
@@ -175,9 +182,18 @@ func loadSpec(c *CreateOptions) (*specs.Spec, string, error) {
 	return s, bundle, err
 }
 
-// startInit starts zviz:[init] in its namespaces, maps its ids and sends it
-// the bootstrap; it returns once the init reports the container ready.
-func startInit(o *Options, h *handle, rec *record, plan *nsPlan, c *CreateOptions, policy *wire.Policy, dl *denialLog, undo *cleanup) (*created, error) {
+// launched is an init that has been started and waits for its bootstrap.
+type launched struct {
+	cmd      *exec.Cmd
+	conn     *wire.Conn
+	preserve int
+	denialFD int // the denial log's socket in the init, or 0
+}
+
+// launchInit starts zviz:[init] in its namespaces, with the exec fifo, the
+// sync socket and the descriptors it passes on; the init then waits for
+// its bootstrap.
+func launchInit(o *Options, h *handle, rec *record, plan *nsPlan, c *CreateOptions, dl *denialLog, undo *cleanup) (*launched, error) {
 	if n := listenFDs(); n > 0 {
 		rec.Spec.Process.Env = append(rec.Spec.Process.Env, "LISTEN_FDS="+strconv.Itoa(n), "LISTEN_PID=1")
 	}
@@ -200,18 +216,19 @@ func startInit(o *Options, h *handle, rec *record, plan *nsPlan, c *CreateOption
 	if err != nil {
 		return nil, err
 	}
-	defer parent.Close()
 	path, copied, err := initExecutable(rec.Spec, plan.newUser)
 	if err != nil {
+		parent.Close()
+		child.Close()
 		return nil, err
 	}
-	preserve := c.PreserveFDs + listenFDs()
+	l := &launched{conn: parent, preserve: c.PreserveFDs + listenFDs()}
 	own := []*os.File{child.File(), fifoFile}
 	if dl != nil {
 		own = append(own, dl.init)
-		policy.DenialFD = 3 + preserve + 2
+		l.denialFD = 3 + l.preserve + 2
 	}
-	cmd := initCommand(path, plan, preserve, own)
+	cmd := initCommand(path, plan, l.preserve, own)
 	if o.Debug {
 		cmd.Env = append(cmd.Env, initproc.EnvDebugSince+"="+strconv.FormatInt(started.UnixNano(), 10))
 	}
@@ -222,37 +239,62 @@ func startInit(o *Options, h *handle, rec *record, plan *nsPlan, c *CreateOption
 		copied.Close()
 	}
 	if err != nil {
+		parent.Close()
 		return nil, fmt.Errorf("start container init: %w", err)
 	}
 	o.debugf("init started (pid %d)", cmd.Process.Pid)
 	undo.add(func() { cmd.Process.Kill(); cmd.Wait() })
+	l.cmd = cmd
 	rec.Pid = cmd.Process.Pid
 	if rec.Start, err = startTime(rec.Pid); err != nil {
+		parent.Close()
 		return nil, fmt.Errorf("read start time of init %d: %w", rec.Pid, err)
 	}
-	if err := h.save(rec); err != nil {
-		return nil, err
+	return l, nil
+}
+
+// mapResult is the outcome of writing the init's id maps.
+type mapResult struct {
+	setgroupsDenied bool
+	err             error
+}
+
+// mapIDs writes the init's uid and gid maps in the background (newuidmap
+// and newgidmap take milliseconds) while create goes on.
+func (l *launched) mapIDs(s *specs.Spec, plan *nsPlan) <-chan mapResult {
+	ch := make(chan mapResult, 1)
+	if !plan.newUser {
+		ch <- mapResult{}
+		return ch
 	}
+	// Only the mappings, copied: the policy decision edits the spec
+	// meanwhile.
+	maps := &specs.Spec{Linux: &specs.Linux{UIDMappings: s.Linux.UIDMappings, GIDMappings: s.Linux.GIDMappings}}
+	go func() {
+		denied, err := mapIDs(l.cmd.Process.Pid, maps, plan)
+		ch <- mapResult{denied, err}
+	}()
+	return ch
+}
+
+// bootstrap sends the init everything it needs and drives it to Ready.
+func (l *launched) bootstrap(o *Options, rec *record, plan *nsPlan, c *CreateOptions, policy *wire.Policy, m mapResult) (*created, error) {
+	if m.err != nil {
+		return nil, m.err
+	}
+	o.debugf("ids mapped")
 	b := &wire.Bootstrap{
 		ID: c.ID, Bundle: rec.Bundle, Rootfs: rec.Rootfs, Spec: wire.NewInitSpec(rec.Spec), Join: plan.join,
 		NewUTS: plan.newUTS, NewNet: plan.newNet, UserNS: plan.inUserNS, NoPivot: c.NoPivot,
-		Console: rec.Spec.Process.Terminal, PreserveFDs: preserve,
-		FifoFD: 3 + preserve + 1, Policy: *policy,
+		Console: rec.Spec.Process.Terminal, PreserveFDs: l.preserve, FifoFD: 3 + l.preserve + 1,
+		Policy: *policy, SetgroupsDenied: m.setgroupsDenied,
 	}
 	if o.Debug {
 		b.DebugSince = started.UnixNano()
 	}
-	if plan.newUser {
-		denied, err := mapIDs(rec.Pid, rec.Spec, plan)
-		if err != nil {
-			return nil, err
-		}
-		b.SetgroupsDenied = denied
-	}
-	o.debugf("ids mapped")
-	cr := &created{cmd: cmd, pid: rec.Pid, rec: rec}
-	if err := handshake(parent, b, rec, cr); err != nil {
-		return nil, initError(err, cmd)
+	cr := &created{cmd: l.cmd, pid: rec.Pid, rec: rec}
+	if err := handshake(l.conn, b, rec, cr); err != nil {
+		return nil, initError(err, l.cmd)
 	}
 	return cr, nil
 }

@@ -34,17 +34,17 @@ const (
 // denialLog is the parent's side of the socket the init sends the
 // listener over.
 type denialLog struct {
-	table *seccomp.DenialTable
-	ours  *os.File // receives the listener
-	init  *os.File // the init's end, passed as an ExtraFile
+	table *seccomp.DenialTable // set once the policy is decided
+	ours  *os.File             // receives the listener
+	init  *os.File             // the init's end, passed as an ExtraFile
 }
 
-func newDenialLog(table *seccomp.DenialTable) (*denialLog, error) {
+func newDenialLog() (*denialLog, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("denial log: socketpair: %w", err)
 	}
-	return &denialLog{table: table, ours: os.NewFile(uintptr(fds[0]), "denials"),
+	return &denialLog{ours: os.NewFile(uintptr(fds[0]), "denials"),
 		init: os.NewFile(uintptr(fds[1]), "denials-init")}, nil
 }
 
