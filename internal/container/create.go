@@ -81,15 +81,11 @@ func Create(o *Options, c *CreateOptions) error {
 }
 
 func create(o *Options, c *CreateOptions, foreground bool) (cr *created, err error) {
-	s, bundle, err := loadSpec(c)
+	bundle, data, early, err := readConfig(c)
 	if err != nil {
 		return nil, err
 	}
-	if s.Process.Terminal && c.ConsoleSocket == "" && !foreground {
-		return nil, errors.New("process.terminal is true: --console-socket is required")
-	}
-	o.debugf("config loaded and validated")
-	plan, err := planNamespaces(s)
+	plan, err := planNamespaces(early)
 	if err != nil {
 		return nil, err
 	}
@@ -119,17 +115,30 @@ func create(o *Options, c *CreateOptions, foreground bool) (cr *created, err err
 		}
 		h.unlock()
 	}()
-	rec := &record{
-		OCIVersion: specs.Version, ID: c.ID, Bundle: bundle, Rootfs: spec.RootfsPath(s, bundle),
-		Created: time.Now().UTC(), Owner: ownerName(os.Geteuid()), Annotations: s.Annotations, Spec: s,
-	}
-	// The init is started first: the Go runtime's start-up in it overlaps
-	// with the policy decision, the id maps and the state written here.
-	l, err := launchInit(o, h, rec, plan, c, dl, &undo)
+	// The init is started as soon as its namespaces are known: the Go
+	// runtime's start-up in it overlaps with decoding and validating the
+	// config, the policy decision, the id maps and the state written here.
+	l, err := launchInit(o, h, early, plan, c, dl, &undo)
 	if err != nil {
 		return nil, err
 	}
 	defer l.conn.Close()
+	s, err := fullSpec(c, bundle, data)
+	if err != nil {
+		return nil, err
+	}
+	if s.Process.Terminal && c.ConsoleSocket == "" && !foreground {
+		return nil, errors.New("process.terminal is true: --console-socket is required")
+	}
+	o.debugf("config loaded and validated")
+	if n := listenFDs(); n > 0 {
+		s.Process.Env = append(s.Process.Env, "LISTEN_FDS="+strconv.Itoa(n), "LISTEN_PID=1")
+	}
+	rec := &record{
+		OCIVersion: specs.Version, ID: c.ID, Bundle: bundle, Rootfs: spec.RootfsPath(s, bundle),
+		Created: time.Now().UTC(), Owner: ownerName(os.Geteuid()), Annotations: s.Annotations, Spec: s,
+		Pid: l.cmd.Process.Pid, Start: l.start,
+	}
 	mapped := l.mapIDs(s, plan)
 	policy, denials, policyWarnings, err := decidePolicy(o, s)
 	if err != nil {
@@ -170,21 +179,40 @@ func create(o *Options, c *CreateOptions, foreground bool) (cr *created, err err
 	return cr, nil
 }
 
-func loadSpec(c *CreateOptions) (*specs.Spec, string, error) {
-	bundle, err := filepath.Abs(c.Bundle)
-	if err != nil {
-		return nil, "", fmt.Errorf("bundle %q: %w", c.Bundle, err)
+// readConfig reads the config and peeks at what starting the init needs;
+// zviz sandbox passes its spec instead. A config the peek cannot read is
+// decoded in full at once, for the error that says what is wrong.
+func readConfig(c *CreateOptions) (bundle string, data []byte, early *specs.Spec, err error) {
+	if bundle, err = filepath.Abs(c.Bundle); err != nil {
+		return "", nil, nil, fmt.Errorf("bundle %q: %w", c.Bundle, err)
 	}
 	if c.Spec != nil {
-		return c.Spec, bundle, spec.Validate(c.Spec, bundle)
+		return bundle, nil, c.Spec, spec.Validate(c.Spec, bundle)
 	}
-	s, err := spec.Load(bundle)
-	return s, bundle, err
+	if data, err = spec.Read(bundle); err != nil {
+		return "", nil, nil, err
+	}
+	if early, err = spec.Peek(data); err != nil {
+		if _, perr := spec.Parse(bundle, data); perr != nil {
+			return "", nil, nil, perr
+		}
+		return "", nil, nil, err
+	}
+	return bundle, data, early, nil
+}
+
+// fullSpec decodes and validates the config readConfig read.
+func fullSpec(c *CreateOptions, bundle string, data []byte) (*specs.Spec, error) {
+	if c.Spec != nil {
+		return c.Spec, nil // validated by readConfig
+	}
+	return spec.Parse(bundle, data)
 }
 
 // launched is an init that has been started and waits for its bootstrap.
 type launched struct {
 	cmd      *exec.Cmd
+	start    uint64 // the init's start time (see record.Start)
 	conn     *wire.Conn
 	preserve int
 	denialFD int // the denial log's socket in the init, or 0
@@ -193,15 +221,12 @@ type launched struct {
 // launchInit starts zviz:[init] in its namespaces, with the exec fifo, the
 // sync socket and the descriptors it passes on; the init then waits for
 // its bootstrap.
-func launchInit(o *Options, h *handle, rec *record, plan *nsPlan, c *CreateOptions, dl *denialLog, undo *cleanup) (*launched, error) {
-	if n := listenFDs(); n > 0 {
-		rec.Spec.Process.Env = append(rec.Spec.Process.Env, "LISTEN_FDS="+strconv.Itoa(n), "LISTEN_PID=1")
-	}
+func launchInit(o *Options, h *handle, early *specs.Spec, plan *nsPlan, c *CreateOptions, dl *denialLog, undo *cleanup) (*launched, error) {
 	fifo := filepath.Join(h.dir, fifoName)
 	if err := unix.Mkfifo(fifo, 0o600); err != nil {
 		return nil, fmt.Errorf("create exec fifo %s: %w", fifo, err)
 	}
-	if uid, gid, ok := fifoOwner(rec.Spec, plan); ok {
+	if uid, gid, ok := fifoOwner(early, plan); ok {
 		if err := unix.Chown(fifo, int(uid), int(gid)); err != nil {
 			return nil, fmt.Errorf("chown exec fifo %s to %d:%d: %w", fifo, uid, gid, err)
 		}
@@ -216,7 +241,7 @@ func launchInit(o *Options, h *handle, rec *record, plan *nsPlan, c *CreateOptio
 	if err != nil {
 		return nil, err
 	}
-	path, copied, err := initExecutable(rec.Spec, plan.newUser)
+	path, copied, err := initExecutable(early, plan.newUser)
 	if err != nil {
 		parent.Close()
 		child.Close()
@@ -245,10 +270,9 @@ func launchInit(o *Options, h *handle, rec *record, plan *nsPlan, c *CreateOptio
 	o.debugf("init started (pid %d)", cmd.Process.Pid)
 	undo.add(func() { cmd.Process.Kill(); cmd.Wait() })
 	l.cmd = cmd
-	rec.Pid = cmd.Process.Pid
-	if rec.Start, err = startTime(rec.Pid); err != nil {
+	if l.start, err = startTime(cmd.Process.Pid); err != nil {
 		parent.Close()
-		return nil, fmt.Errorf("read start time of init %d: %w", rec.Pid, err)
+		return nil, fmt.Errorf("read start time of init %d: %w", cmd.Process.Pid, err)
 	}
 	return l, nil
 }

@@ -11,6 +11,7 @@
 package initproc
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -45,7 +46,11 @@ func Main() {
 	conn := wire.FromFD(fd)
 	var b wire.Bootstrap
 	if _, err := conn.Expect(wire.KindBootstrap, &b); err != nil {
-		fmt.Fprintf(os.Stderr, "zviz init: %v\n", err)
+		// The parent starts us before it has validated everything; when it
+		// gives up it closes the socket and reports the reason itself.
+		if !errors.Is(err, wire.ErrClosed) {
+			fmt.Fprintf(os.Stderr, "zviz init: %v\n", err)
+		}
 		os.Exit(1)
 	}
 	// Until execve, this process runs the zviz binary inside the container's

@@ -38,6 +38,15 @@ import (
 // gives "bundle B: config.json: no such file or directory" with the errno
 // reachable; malformed JSON gives the line and column.
 func Load(bundle string) (*specs.Spec, error) {
+	data, err := Read(bundle)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(bundle, data)
+}
+
+// Read returns BUNDLE/config.json's bytes.
+func Read(bundle string) ([]byte, error) {
 	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
 	if err != nil {
 		var pe *fs.PathError
@@ -46,6 +55,11 @@ func Load(bundle string) (*specs.Spec, error) {
 		}
 		return nil, fmt.Errorf("bundle %s: config.json: %w", bundle, err)
 	}
+	return data, nil
+}
+
+// Parse decodes and validates config.json's bytes.
+func Parse(bundle string, data []byte) (*specs.Spec, error) {
 	var s specs.Spec
 	if err := json.Unmarshal(data, &s); err != nil {
 		return nil, jsonError(data, err)
@@ -54,6 +68,29 @@ func Load(bundle string) (*specs.Spec, error) {
 		return nil, err
 	}
 	return &s, nil
+}
+
+// peekSpec is the part of config.json that decides how the init is
+// started: its namespaces and id mappings.
+type peekSpec struct {
+	Linux *struct {
+		Namespaces  []specs.LinuxNamespace `json:"namespaces"`
+		UIDMappings []specs.LinuxIDMapping `json:"uidMappings"`
+		GIDMappings []specs.LinuxIDMapping `json:"gidMappings"`
+	} `json:"linux"`
+}
+
+// Peek decodes only what starting the init needs (namespaces and id
+// mappings), so that the init can start while the whole config is decoded
+// and validated by Parse from the same bytes. The result is not validated:
+// a create that started from it must still succeed with Parse, or undo.
+func Peek(data []byte) (*specs.Spec, error) {
+	var p peekSpec
+	if err := json.Unmarshal(data, &p); err != nil || p.Linux == nil {
+		return nil, errors.New("config.json: no linux section")
+	}
+	return &specs.Spec{Linux: &specs.Linux{Namespaces: p.Linux.Namespaces,
+		UIDMappings: p.Linux.UIDMappings, GIDMappings: p.Linux.GIDMappings}}, nil
 }
 
 // jsonError turns a decoding error into "config.json: line L col C: …".
