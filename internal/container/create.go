@@ -140,6 +140,33 @@ func create(o *Options, c *CreateOptions, foreground bool) (cr *created, err err
 		Pid: l.cmd.Process.Pid, Start: l.start,
 	}
 	mapped := l.mapIDs(s, plan)
+	policy, err := applyPolicy(o, h, rec, l, dl)
+	if err != nil {
+		return nil, err
+	}
+	if cr, err = l.bootstrap(o, rec, plan, c, policy, <-mapped); err != nil {
+		return nil, err
+	}
+	o.debugf("init ready")
+	if err := finishCreate(h, rec, cr, c); err != nil {
+		return nil, err
+	}
+	if dl != nil {
+		// The init sends the filter's listener right before it execs the
+		// process, after start: the logger must be waiting by then.
+		if foreground {
+			cr.waitLog = dl.runLogger(os.Stderr)
+		} else if err := dl.spawnLogger(); err != nil {
+			return nil, err
+		}
+	}
+	return cr, nil
+}
+
+// applyPolicy decides the security layers, announces what is weaker than
+// asked, and writes the container's state with them.
+func applyPolicy(o *Options, h *handle, rec *record, l *launched, dl *denialLog) (*wire.Policy, error) {
+	s := rec.Spec
 	policy, denials, policyWarnings, err := decidePolicy(o, s)
 	if err != nil {
 		return nil, err
@@ -160,23 +187,7 @@ func create(o *Options, c *CreateOptions, foreground bool) (cr *created, err err
 		return nil, err
 	}
 	o.debugf("state written")
-	if cr, err = l.bootstrap(o, rec, plan, c, policy, <-mapped); err != nil {
-		return nil, err
-	}
-	o.debugf("init ready")
-	if err := finishCreate(h, rec, cr, c); err != nil {
-		return nil, err
-	}
-	if dl != nil {
-		// The init sends the filter's listener right before it execs the
-		// process, after start: the logger must be waiting by then.
-		if foreground {
-			cr.waitLog = dl.runLogger(os.Stderr)
-		} else if err := dl.spawnLogger(); err != nil {
-			return nil, err
-		}
-	}
-	return cr, nil
+	return policy, nil
 }
 
 // readConfig reads the config and peeks at what starting the init needs;
