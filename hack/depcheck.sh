@@ -18,7 +18,7 @@ SHARED=(internal/linux)
 # Forbidden to every mechanism.
 CORE=(internal/container internal/initproc cmd)
 # The only module packages cmd/zviz may import directly.
-CMD_ALLOWED=(internal/container internal/initproc internal/spec internal/hostcheck)
+CMD_ALLOWED=(internal/container internal/initproc internal/spec internal/hostcheck apparmor)
 
 # under PKG DIR: is module package PKG (a path relative to the module) DIR or below it?
 under() { [[ $1 == "$2" || $1 == "$2"/* ]]; }
