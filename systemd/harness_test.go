@@ -1,0 +1,303 @@
+package systemd
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The integration tests drive a real `systemd --user` over the real user bus,
+// started by hack/systemd-user.sh (TEST-ENVIRONMENTS.md §A). The test binary
+// runs as root; the client side runs as the test user "in the session" (see
+// the script): a copy of this test binary, started there with childEnv set,
+// that executes one request per line on stdin and answers one JSON line on
+// stdout (sessionMain, in session_test.go).
+
+const (
+	testUser  = "zviztest"
+	childEnv  = "ZVIZ_SYSTEMD_TEST_CHILD"
+	scriptRel = "../hack/systemd-user.sh"
+)
+
+func TestMain(m *testing.M) {
+	switch os.Getenv(childEnv) {
+	case "session":
+		os.Exit(sessionMain())
+	case "userns":
+		os.Exit(usernsMain())
+	}
+	os.Exit(m.Run())
+}
+
+// requires skips the test unless each named host feature is present, naming
+// the first one missing.
+func requires(t *testing.T, features ...string) {
+	t.Helper()
+	for _, f := range features {
+		if err := featureMissing(f); err != nil {
+			t.Skipf("requires %s: %v", f, err)
+		}
+	}
+}
+
+func featureMissing(f string) error {
+	switch f {
+	case "root":
+		if os.Geteuid() != 0 {
+			return fmt.Errorf("running as uid %d (try: sudo make test)", os.Geteuid())
+		}
+	case "unprivileged-user":
+		if _, err := user.Lookup(testUser); err != nil {
+			return fmt.Errorf("no user %s (run hack/setup.sh as root)", testUser)
+		}
+	case "systemd-user":
+		if _, err := os.Stat("/lib/systemd/systemd"); err != nil {
+			return errors.New("no /lib/systemd/systemd (apt-get install systemd; hack/setup.sh does)")
+		}
+		if _, err := os.Stat("/usr/lib/systemd/user/dbus.socket"); err != nil {
+			return errors.New("no user bus unit (apt-get install dbus-user-session; hack/setup.sh does)")
+		}
+		for _, b := range []string{"nsenter", "setpriv", "unshare", "systemctl"} {
+			if _, err := exec.LookPath(b); err != nil {
+				return fmt.Errorf("%s not on PATH", b)
+			}
+		}
+	case "cgroup2-unified":
+		b, err := os.ReadFile("/proc/self/mountinfo")
+		if err != nil || !strings.Contains(string(b), " /sys/fs/cgroup/unified ") {
+			return errors.New("no cgroup v2 hierarchy at /sys/fs/cgroup/unified (the hybrid layout §A builds on)")
+		}
+	default:
+		panic("requires: unknown feature " + f)
+	}
+	return nil
+}
+
+// userManager is a running environment of hack/systemd-user.sh.
+type userManager struct {
+	script string
+	env    []string          // ZVIZ_SYSTEMD_ENV=... for every script call
+	vars   map[string]string // what `start` printed
+	cgroup string            // the environment's cgroup directory on the host
+	pid    int               // the manager
+}
+
+// startUserManager starts a manager for the test user in an environment of
+// its own, stopped (and its cgroups removed) when the test ends.
+func startUserManager(t *testing.T) *userManager {
+	t.Helper()
+	requires(t, "root", "unprivileged-user", "systemd-user", "cgroup2-unified")
+	script, err := filepath.Abs(scriptRel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	removeStaleEnvs(t, script)
+	m := &userManager{script: script,
+		env: []string{"ZVIZ_SYSTEMD_ENV=" + envPrefix + strconv.Itoa(os.Getpid()), "ZVIZ_TEST_USER=" + testUser}}
+	t.Cleanup(func() {
+		if out, err := m.command("stop").CombinedOutput(); err != nil {
+			t.Errorf("stop the user manager: %v\n%s", err, out)
+		}
+		if _, err := os.Stat(m.cgroup); m.cgroup != "" && !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s still exists after stop (%v)", m.cgroup, err)
+		}
+	})
+	start := time.Now()
+	out, err := m.command("start").Output()
+	if err != nil {
+		t.Fatalf("hack/systemd-user.sh start: %v\n%s", err, stderrOf(err))
+	}
+	t.Logf("systemd --user and the user bus up in %v", time.Since(start).Round(time.Millisecond))
+	m.vars = map[string]string{}
+	for line := range strings.Lines(string(out)) {
+		k, v, _ := strings.Cut(strings.TrimSpace(line), "=")
+		m.vars[k] = strings.ReplaceAll(v, `\ `, " ")
+	}
+	m.cgroup = m.vars["ZVIZ_SYSTEMD_CGROUP"]
+	m.pid, _ = strconv.Atoi(m.vars["ZVIZ_SYSTEMD_MANAGER_PID"])
+	if m.cgroup == "" || m.pid == 0 || m.vars["DBUS_SESSION_BUS_ADDRESS"] == "" {
+		t.Fatalf("hack/systemd-user.sh start printed no session:\n%s", out)
+	}
+	return m
+}
+
+// envPrefix + the test binary's pid names each test run's environment.
+const envPrefix = "zviz-systemd-test-"
+
+// removeStaleEnvs stops the environments of test runs that were killed
+// before their cleanup ran (their pid is gone).
+func removeStaleEnvs(t *testing.T, script string) {
+	dirs, _ := filepath.Glob("/sys/fs/cgroup/unified/" + envPrefix + "*")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(d), envPrefix))
+		if err != nil || pid == os.Getpid() || syscall.Kill(pid, 0) == nil {
+			continue
+		}
+		cmd := exec.Command(script, "stop", testUser)
+		cmd.Env = append(os.Environ(), "ZVIZ_SYSTEMD_ENV="+filepath.Base(d))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Logf("remove the stale environment %s: %v\n%s", d, err, out)
+		}
+	}
+}
+
+func (m *userManager) command(args ...string) *exec.Cmd {
+	cmd := exec.Command(m.script, args...)
+	cmd.Env = append(os.Environ(), m.env...)
+	return cmd
+}
+
+func stderrOf(err error) string {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return string(ee.Stderr)
+	}
+	return ""
+}
+
+// hostPath is the host directory of cgroup, a path in the session's cgroup
+// namespace (whose root is the environment's cgroup).
+func (m *userManager) hostPath(cgroup string) string {
+	return filepath.Join(m.cgroup, cgroup)
+}
+
+// request is one line to the session child; reply is its answer.
+type request struct {
+	Op     string   // see sessionMain
+	Unit   string   `json:",omitempty"`
+	Slice  string   `json:",omitempty"`
+	PID    int      `json:",omitempty"`
+	Cgroup string   `json:",omitempty"`
+	Value  string   `json:",omitempty"`
+	Args   []string `json:",omitempty"`
+}
+
+type reply struct {
+	Err       string `json:",omitempty"`
+	Unreach   bool   `json:",omitempty"` // errors.Is(err, ErrUnreachable)
+	PID       int    `json:",omitempty"`
+	Cgroup    string `json:",omitempty"`
+	Out       string `json:",omitempty"`
+	ConnectUS int64  `json:",omitempty"`
+	StartUS   int64  `json:",omitempty"`
+	StopUS    int64  `json:",omitempty"`
+}
+
+// session is the test user's client process in the session.
+type session struct {
+	t   *testing.T
+	in  io.WriteCloser
+	out *bufio.Scanner
+}
+
+// selfCopy returns a copy of this test binary that the test user can run
+// (go test's build directory is private to root), removed when t ends.
+func selfCopy(t *testing.T) string {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "zviz-systemd-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "systemd.test")
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// newSession starts the client as the test user in the session.
+func (m *userManager) newSession(t *testing.T) *session {
+	t.Helper()
+	bin := selfCopy(t)
+	cmd := m.command("run", testUser, "--", "env", childEnv+"=session", bin)
+	cmd.Dir = filepath.Dir(bin)
+	cmd.Stderr = &testWriter{t: t, prefix: "session: "}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start the session client: %v", err)
+	}
+	t.Cleanup(func() {
+		in.Close()
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("session client: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			t.Errorf("session client did not exit")
+		}
+	})
+	sc := bufio.NewScanner(out)
+	sc.Buffer(nil, 1<<20)
+	return &session{t: t, in: in, out: sc}
+}
+
+// do sends req and returns the reply.
+func (s *session) do(req request) reply {
+	s.t.Helper()
+	b, _ := json.Marshal(req)
+	if _, err := s.in.Write(append(b, '\n')); err != nil {
+		s.t.Fatalf("send %s: %v", req.Op, err)
+	}
+	if !s.out.Scan() {
+		s.t.Fatalf("no reply to %s (client exited?): %v", req.Op, s.out.Err())
+	}
+	var r reply
+	if err := json.Unmarshal(s.out.Bytes(), &r); err != nil {
+		s.t.Fatalf("reply to %s: %v: %q", req.Op, err, s.out.Text())
+	}
+	return r
+}
+
+// must is do, failing the test on an error reply.
+func (s *session) must(req request) reply {
+	s.t.Helper()
+	r := s.do(req)
+	if r.Err != "" {
+		s.t.Fatalf("%s %s: %s", req.Op, req.Unit, r.Err)
+	}
+	return r
+}
+
+type testWriter struct {
+	t      *testing.T
+	prefix string
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.t.Log(w.prefix + strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
