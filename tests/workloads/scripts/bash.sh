@@ -4,6 +4,8 @@
 # Prints "bash: OK" when every check passed.
 set -euo pipefail
 fail() { echo "bash: FAIL: $*"; exit 1; }
+# A command failing under set -e says where, instead of a silent exit 1.
+trap 'echo "bash: FAIL: line $LINENO: $BASH_COMMAND exited $?"' ERR
 
 # Background jobs and wait, with their exit statuses.
 sleep 0.2 &
