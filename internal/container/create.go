@@ -320,7 +320,7 @@ func (l *launched) bootstrap(o *Options, rec *record, plan *nsPlan, c *CreateOpt
 	o.debugf("ids mapped")
 	b := &wire.Bootstrap{
 		ID: c.ID, Bundle: rec.Bundle, Rootfs: rec.Rootfs, Spec: wire.NewInitSpec(rec.Spec), Join: plan.join,
-		NewUTS: plan.newUTS, NewNet: plan.newNet, UserNS: plan.inUserNS, NoPivot: c.NoPivot,
+		NewUTS: plan.newUTS, NewNet: plan.newNet, NewCgroup: plan.newCgroup, UserNS: plan.inUserNS, NoPivot: c.NoPivot,
 		Console: rec.Spec.Process.Terminal, PreserveFDs: l.preserve, FifoFD: 3 + l.preserve + 1,
 		Policy: *policy, SetgroupsDenied: m.setgroupsDenied,
 	}

@@ -18,6 +18,10 @@ type nsPlan struct {
 	newUser    bool
 	newUTS     bool
 	newNet     bool
+	// newCgroup: the init unshares its cgroup namespace itself, once the
+	// parent has placed it in the container's cgroup, so that the
+	// namespace's root is that cgroup and not the caller's.
+	newCgroup bool
 	// inUserNS: the init will run in a user namespace, its own or the one
 	// zviz already runs in (rootless podman).
 	inUserNS bool
@@ -70,6 +74,10 @@ func planNamespaces(s *specs.Spec) (*nsPlan, error) {
 	p.newUser = p.cloneFlags&unix.CLONE_NEWUSER != 0
 	p.newUTS = p.cloneFlags&unix.CLONE_NEWUTS != 0
 	p.newNet = p.cloneFlags&unix.CLONE_NEWNET != 0
+	if p.cloneFlags&unix.CLONE_NEWCGROUP != 0 {
+		p.cloneFlags &^= unix.CLONE_NEWCGROUP
+		p.newCgroup = true
+	}
 	p.inUserNS = p.newUser || !initialUserNS()
 	return p, nil
 }

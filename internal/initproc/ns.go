@@ -81,6 +81,19 @@ func idMapped(id int, mapFile string) bool {
 	return false
 }
 
+// unshareCgroup makes the container's cgroup namespace. Unlike a user or
+// mount namespace, a cgroup namespace can be unshared by one thread of a
+// multithreaded process; the main thread, which execs, is the one.
+func unshareCgroup(want bool) error {
+	if !want {
+		return nil
+	}
+	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+		return fmt.Errorf("unshare cgroup namespace: %w", err)
+	}
+	return nil
+}
+
 func setHostname(b *wire.Bootstrap) error {
 	if b.Spec.Hostname != "" {
 		if !b.NewUTS {

@@ -27,6 +27,11 @@ func build(conn *wire.Conn, b *wire.Bootstrap) (*process, error) {
 	if err := joinNamespaces(b.Join); err != nil {
 		return nil, err
 	}
+	// The cgroup namespace is made here, not at clone: its root is the
+	// cgroup the init is in, which the parent chose before the bootstrap.
+	if err := unshareCgroup(b.NewCgroup); err != nil {
+		return nil, err
+	}
 	// Only a namespace of our own may be renamed or configured.
 	if err := setHostname(b); err != nil {
 		return nil, err

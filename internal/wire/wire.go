@@ -285,6 +285,9 @@ type Bootstrap struct {
 	// NewUTS and NewNet say which namespaces were created at clone.
 	NewUTS bool `json:"newUTS,omitempty"`
 	NewNet bool `json:"newNet,omitempty"`
+	// NewCgroup: unshare the cgroup namespace first thing; the parent
+	// has placed the init in the container's cgroup by then.
+	NewCgroup bool `json:"newCgroup,omitempty"`
 	// UserNS: the init runs in a user namespace (its own or podman's).
 	UserNS bool `json:"userNS,omitempty"`
 	// SetgroupsDenied: setgroups(2) is not available in the namespace
