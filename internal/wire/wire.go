@@ -8,9 +8,15 @@
 // step is named so that a hang is easy to place (`ps` shows zviz:[init]).
 //
 //	parent                                   init (pid 1 of the new pid ns)
+//	  peek at config.json's namespaces;
 //	  clone(new namespaces) + exec zviz:[init]
-//	  write uid/gid maps (newuidmap)
-//	  Bootstrap{spec, rootfs, options} ─────▶
+//	  meanwhile: decode and validate the
+//	  whole config, decide the policy
+//	  (profile, seccomp BPF, Landlock rules,
+//	  capabilities), write the state, write
+//	  the uid/gid maps (newuidmap)
+//	  Bootstrap{spec, rootfs, policy} ──────▶
+//	                                           unshare the cgroup namespace,
 //	                                           join namespaces by path,
 //	                                           hostname, loopback up,
 //	                                           mounts into the rootfs
@@ -25,9 +31,11 @@
 //	  write state (created) and the pid file;
 //	  create exits here. `start` later opens
 //	  the exec fifo, which releases the init:
-//	                                           hooks: startContainer, user,
-//	                                           capabilities, no_new_privs,
-//	                                           seccomp, execve(process)
+//	                                           hooks: startContainer, Landlock,
+//	                                           no_new_privs, user and
+//	                                           capabilities, seccomp (last;
+//	                                           with --log-denials its listener
+//	                                           goes to the logger), execve
 //
 // At any step the init may answer Error{message} instead and exit; the
 // message is the root cause and survives unchanged to the parent's last
