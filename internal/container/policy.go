@@ -42,7 +42,7 @@ func decidePolicy(o *Options, s *specs.Spec) (*wire.Policy, *seccomp.DenialTable
 	if ref == "" {
 		ref = "default"
 	}
-	p, prog, err := profileProgram(ref, o.LogDenials)
+	p, prog, err := profileProgram(ref, o.Root, o.LogDenials)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -61,7 +61,7 @@ func decidePolicy(o *Options, s *specs.Spec) (*wire.Policy, *seccomp.DenialTable
 	// The config's own filter (podman's) is installed too: the kernel runs
 	// both and the strictest answer wins.
 	if s.Linux.Seccomp != nil {
-		own, err := configSeccomp(s.Linux.Seccomp, runtime.GOARCH, cacheDir())
+		own, err := configSeccomp(s.Linux.Seccomp, runtime.GOARCH, cacheDir(o.Root))
 		if err != nil {
 			return nil, nil, nil, err
 		}
@@ -82,37 +82,39 @@ func decidePolicy(o *Options, s *specs.Spec) (*wire.Policy, *seccomp.DenialTable
 // variant whose refusals go to a listener that logs them (the syscall
 // lists are needed then for its answer table, so the resolved-profile
 // cache is not used).
-func profileProgram(ref string, logDenials bool) (*seccomp.Profile, *seccomp.Program, error) {
+func profileProgram(ref, root string, logDenials bool) (*seccomp.Profile, *seccomp.Program, error) {
 	if !logDenials {
-		return loadProfile(ref, runtime.GOARCH, cacheDir())
+		return loadProfile(ref, runtime.GOARCH, cacheDir(root))
 	}
 	p, err := seccomp.Load(ref)
 	if err != nil {
 		return nil, nil, err
 	}
-	prog, err := seccomp.CompileCachedWith(p, runtime.GOARCH, cacheDir(), seccomp.CompileOptions{LogDenials: true})
+	prog, err := seccomp.CompileCachedWith(p, runtime.GOARCH, cacheDir(root), seccomp.CompileOptions{LogDenials: true})
 	if err != nil {
 		return nil, nil, fmt.Errorf("compile seccomp profile %s: %w", p.Name, err)
 	}
 	return p, prog, nil
 }
 
-// cacheDir is where compiled seccomp programs are kept between commands:
-// the caller's own cache directory (root: /var/cache/zviz), private to it,
-// or none (compile every time) when there is no usable one.
-func cacheDir() string {
-	var dir string
-	switch {
-	case os.Geteuid() == 0 && initialUserNS():
-		dir = "/var/cache/zviz/seccomp"
-	case os.Getenv("XDG_CACHE_HOME") != "":
-		dir = filepath.Join(os.Getenv("XDG_CACHE_HOME"), "zviz", "seccomp")
-	case os.Getenv("HOME") != "" && os.Getenv("HOME") != "/":
-		dir = filepath.Join(os.Getenv("HOME"), ".cache", "zviz", "seccomp")
-	default:
+// cacheDir is where compiled profiles are kept between commands: beside
+// the state directory, in the runtime directory (/run/zviz-cache for root,
+// $XDG_RUNTIME_DIR/zviz-cache otherwise), private to the caller, or none
+// (compile every time) when there is no usable one. Not in the home
+// directory: a cache entry decides a container's filter and capabilities,
+// and a container or sandbox that can write the home directory (zviz
+// sandbox run from it) could otherwise rewrite the policy of the next one.
+// The runtime directory is a tmpfs no container gets unless its config
+// binds it, and zviz sandbox covers /run with a fresh one.
+func cacheDir(stateRoot string) string {
+	if stateRoot == "" {
 		return ""
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil || checkPrivate(dir) != nil {
+	dir := filepath.Join(filepath.Dir(filepath.Clean(stateRoot)), "zviz-cache")
+	if err := os.Mkdir(dir, 0o700); err != nil && !os.IsExist(err) {
+		return ""
+	}
+	if checkPrivate(dir) != nil {
 		return ""
 	}
 	return dir

@@ -37,11 +37,13 @@ pgid=$(ps -o pgid= -p "$pid" | tr -d ' ')
 [[ $(ps -o sid= -p "$pid" | tr -d ' ') -eq $(ps -o sid= -p $$ | tr -d ' ') ]] || fail "job left the session"
 # stopped: T (t under a tracer); the state changes asynchronously
 state() { ps -o stat= -p "$pid"; }
-kill -STOP %1
+# %% (the current job), not %1: bash numbers a new job after the highest
+# one still in its table, and an earlier job's entry may linger there.
+kill -STOP %%
 for _ in $(seq 100); do [[ $(state) == [Tt]* ]] && break; sleep 0.05; done
 [[ $(state) == [Tt]* ]] || fail "job not stopped: $(state)"
-kill -CONT %1
-kill -TERM %1
+kill -CONT %%
+kill -TERM %%
 st=0; wait "$pid" || st=$?
 [[ $st -eq 143 ]] || fail "killed job status $st, want 143"
 set +m
