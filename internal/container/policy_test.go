@@ -1,6 +1,8 @@
 package container
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 )
@@ -21,5 +23,37 @@ func TestAllowPorts(t *testing.T) {
 		if ok != c.ok || !slices.Equal(got, c.want) {
 			t.Errorf("allowPorts(%q) = %v, %v; want %v, %v", c.allow, got, ok, c.want, c.ok)
 		}
+	}
+}
+
+func TestCacheDir(t *testing.T) {
+	base := t.TempDir()
+	if err := os.Chmod(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(base, "zviz")
+	dir := cacheDir(root)
+	if dir != filepath.Join(base, "zviz-cache") {
+		t.Fatalf("cacheDir(%s) = %q, want the sibling zviz-cache", root, dir)
+	}
+	if err := checkPrivate(dir); err != nil {
+		t.Errorf("cache directory not private: %v", err)
+	}
+	// Someone else's (or a too open) directory is never used.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got := cacheDir(root); got != "" {
+		t.Errorf("a cache directory open to others was used: %q", got)
+	}
+	os.Remove(dir)
+	if err := os.Symlink(t.TempDir(), dir); err != nil {
+		t.Fatal(err)
+	}
+	if got := cacheDir(root); got != "" {
+		t.Errorf("a symlinked cache directory was used: %q", got)
+	}
+	if got := cacheDir(""); got != "" {
+		t.Errorf("no state root, cache %q", got)
 	}
 }
