@@ -60,6 +60,9 @@ func Sandbox(o *Options, so *SandboxOptions) (int, error) {
 	if so.Net {
 		o.warnf("sandbox --net: the sandbox shares the host's network namespace (loopback services, abstract unix sockets)")
 	}
+	if cwd, err := os.Getwd(); err == nil && holdsHome(cwd, so) {
+		o.warnf("sandbox: the current directory %s holds your home directory (shell startup files, ~/.config): it is read-only in the sandbox; pass --rw %s to make it writable", cwd, cwd)
+	}
 	id := "sandbox-" + randomHex(6)
 	return Run(o, &CreateOptions{ID: id, Bundle: bundle, Spec: s}, false)
 }
@@ -151,7 +154,11 @@ func sandboxMounts(cwd string, so *SandboxOptions) ([]specs.Mount, error) {
 			}
 		}
 	}
-	ms = append(ms, specs.Mount{Destination: cwd, Type: "bind", Source: cwd, Options: []string{"rbind", "rw", "nosuid", "nodev"}})
+	cwdMode := "rw"
+	if holdsHome(cwd, so) {
+		cwdMode = "ro"
+	}
+	ms = append(ms, specs.Mount{Destination: cwd, Type: "bind", Source: cwd, Options: []string{"rbind", cwdMode, "nosuid", "nodev"}})
 	for _, flagPaths := range []struct {
 		flag, mode string
 		paths      []string
@@ -169,6 +176,29 @@ func sandboxMounts(cwd string, so *SandboxOptions) ([]specs.Mount, error) {
 		}
 	}
 	return ms, nil
+}
+
+// holdsHome says whether the current directory is the caller's home
+// directory or above it, without --rw naming it. Writable there, the
+// sandboxed code could write the caller's shell startup files, ~/.config
+// (systemd user units, autostart, git hooks and config) or ~/.local/bin:
+// code that later runs outside the sandbox. Such a cwd stays read-only.
+func holdsHome(cwd string, so *SandboxOptions) bool {
+	home := os.Getenv("HOME")
+	if home == "" || home == "/" {
+		return false
+	}
+	home = filepath.Clean(home)
+	rel, err := filepath.Rel(cwd, home)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return false // home is not at or below cwd
+	}
+	for _, p := range so.RW {
+		if abs, err := filepath.Abs(p); err == nil && abs == cwd {
+			return false // asked for explicitly
+		}
+	}
+	return true
 }
 
 // hiddenCredentials lists the credential paths that exist under home and

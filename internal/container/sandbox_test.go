@@ -227,3 +227,41 @@ func TestSandboxNoCommand(t *testing.T) {
 		t.Errorf("sandbox without a command: %d, %v", code, err)
 	}
 }
+
+func TestSandboxHomeReadOnly(t *testing.T) {
+	home := fakeHome(t)
+	for _, c := range []struct {
+		cwd  string
+		rw   []string
+		mode string
+	}{
+		{home, nil, "ro"},                        // the home directory itself
+		{filepath.Dir(home), nil, "ro"},          // above it
+		{filepath.Join(home, "proj"), nil, "rw"}, // a project inside it
+		{home, []string{home}, "rw"},             // asked for
+		{"/", nil, "ro"},
+	} {
+		so := &SandboxOptions{Args: []string{"true"}, RW: c.rw}
+		if c.rw != nil {
+			// sandboxMounts checks --rw paths exist.
+			os.MkdirAll(c.rw[0], 0o755)
+		}
+		ms, err := sandboxMounts(c.cwd, so)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := mountAt(ms, c.cwd)
+		if c.cwd == "/" {
+			// The cwd bind of "/" comes after the root: take the last one.
+			for i := len(ms) - 1; i >= 0; i-- {
+				if ms[i].Destination == "/" {
+					m = &ms[i]
+					break
+				}
+			}
+		}
+		if m == nil || !slices.Contains(m.Options, c.mode) {
+			t.Errorf("cwd %s (--rw %v): mount %+v, want %s", c.cwd, c.rw, m, c.mode)
+		}
+	}
+}
