@@ -175,7 +175,34 @@ func sandboxMounts(cwd string, so *SandboxOptions) ([]specs.Mount, error) {
 				Options: []string{"rbind", flagPaths.mode, "nosuid", "nodev"}})
 		}
 	}
-	return ms, nil
+	return append(ms, gitGuards(cwd, cwdMode, so.RW)...), nil
+}
+
+// gitGuards keeps the hooks and config of git repositories at the top of
+// writable paths read-only: git runs hooks, and config can name programs
+// (core.fsmonitor, core.hooksPath), the next time the caller uses the
+// repository outside the sandbox. Commits inside still work.
+func gitGuards(cwd, cwdMode string, rw []string) []specs.Mount {
+	var dirs []string
+	if cwdMode == "rw" {
+		dirs = append(dirs, cwd)
+	}
+	for _, p := range rw {
+		if abs, err := filepath.Abs(p); err == nil {
+			dirs = append(dirs, abs)
+		}
+	}
+	var ms []specs.Mount
+	for _, d := range dirs {
+		for _, rel := range []string{".git/hooks", ".git/config"} {
+			p := filepath.Join(d, rel)
+			if _, err := os.Lstat(p); err == nil {
+				ms = append(ms, specs.Mount{Destination: p, Type: "bind", Source: p,
+					Options: []string{"rbind", "ro", "nosuid", "nodev"}})
+			}
+		}
+	}
+	return ms
 }
 
 // holdsHome says whether the current directory is the caller's home

@@ -2,10 +2,13 @@ package integration
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/zviz/zviz/tests/testutil"
 )
 
 // sandboxScript runs in `zviz sandbox` with the host's /bin/sh and tools
@@ -229,6 +232,38 @@ func TestSandboxBadFlags(t *testing.T) {
 			if _, err := os.Stat(marker); err == nil {
 				t.Errorf("sandbox %q: the command ran", tc.args)
 			}
+		}
+	})
+}
+
+// TestSandboxGitGuards: in a writable repository the sandbox may commit,
+// but not change the hooks or config that git runs outside later.
+func TestSandboxGitGuards(t *testing.T) {
+	testutil.Requires(t, "root")
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("requires git: not installed")
+	}
+	forEachUser(t, func(t *testing.T, r *rt) {
+		repo := hostTempDir(t, r.user)
+		for _, d := range []string{".git/hooks", ".git/objects"} {
+			if err := os.MkdirAll(filepath.Join(repo, d), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(repo, ".git/config"), []byte("[core]\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		uid := sandboxUID(t, r.user)
+		filepath.Walk(repo, func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, uid, uid) })
+		res := r.sandbox(repo, nil, "--", "/bin/sh", "-c",
+			`echo x > .git/objects/o && echo objects=OK; echo x > .git/hooks/pre-commit 2>/dev/null || echo hooks=refused; echo x >> .git/config 2>/dev/null || echo config=refused`)
+		for _, want := range []string{"objects=OK", "hooks=refused", "config=refused"} {
+			if !strings.Contains(res.stdout, want) {
+				t.Errorf("want %s: %v", want, res)
+			}
+		}
+		if b, _ := os.ReadFile(filepath.Join(repo, ".git/config")); string(b) != "[core]\n" {
+			t.Errorf(".git/config changed on the host: %q", b)
 		}
 	})
 }
