@@ -31,9 +31,9 @@ func (r *Report) decide(h *Host) {
 	case !f.Seccomp.Filter:
 		add("seccomp", Fail, "cannot install filters: every mode of zviz needs one")
 	case !f.Seccomp.UserNotif:
-		add("seccomp", Warn, "profile filter installed last; no broker and no --log-denials (no user notification)")
+		add("seccomp", Warn, "profile filter installed last; no --log-denials (no user notification)")
 	default:
-		add("seccomp", OK, "profile filter installed last; broker and --log-denials available")
+		add("seccomp", OK, "profile filter installed last; --log-denials available (user notification)")
 	}
 	if refusing := r.refusingProfiles(); len(refusing) > 0 {
 		add("profiles", Warn, "refused on this host: %s", strings.Join(refusing, "; "))

@@ -216,7 +216,7 @@ func TestCheckOldLandlock(t *testing.T) {
 	}
 	wantLine(t, r.Conclusions, "profiles", Warn, "hostile-tenant (requires landlock-scope: Landlock ABI 3 < 6)")
 	wantLine(t, r.Checks, "seccomp notify", Warn, "no broker")
-	wantLine(t, r.Conclusions, "seccomp", Warn, "no broker")
+	wantLine(t, r.Conclusions, "seccomp", Warn, "no --log-denials")
 }
 
 func TestCheckRootMountns(t *testing.T) {
