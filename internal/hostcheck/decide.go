@@ -203,7 +203,7 @@ func seccompLines(f *Facts, add addFunc) {
 		if s.SyncWakeUpErr != "" {
 			detail += " (sync wake-up probe: " + s.SyncWakeUpErr + ")"
 		}
-		add("seccomp notify flags", Warn, "%s: the broker works, slower or less robustly", detail)
+		add("seccomp notify flags", Warn, "%s: --log-denials (and the broker to come) work, slower or less robustly", detail)
 	}
 }
 
