@@ -18,6 +18,8 @@ PACKAGES=(
 	# a real systemd user manager and user bus for the systemd/ tests
 	# (hack/systemd-user.sh); --no-install-recommends keeps systemd-sysv out
 	systemd dbus-daemon dbus-user-session
+	# the VM stage (hack/vm.sh): qemu, ssh into the guest, mkfs.ext4 -d
+	qemu-system-x86 openssh-client e2fsprogs
 	# benchmarks and lint
 	hyperfine shellcheck
 )
