@@ -173,6 +173,13 @@ func TestPolicyLogDenials(t *testing.T) {
 		if n := countProcs("zviz:[denials]"); n > 0 {
 			t.Errorf("%d zviz:[denials] helpers left after the container stopped", n)
 		}
+		// The helper may see the filter unused a moment before the init's
+		// exit is visible: wait for the container to be stopped.
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if strings.Contains(r.ok("state", id).stdout, `"status": "stopped"`) {
+				break
+			}
+		}
 		r.ok("delete", id)
 		if b, _ := os.ReadFile(errFile); !strings.Contains(string(b), "zviz: denied: ptrace(") {
 			t.Errorf("the detached container's denial log lacks ptrace:\n%s", b)
