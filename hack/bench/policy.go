@@ -352,14 +352,14 @@ so there is no "zviz without policy" run to subtract: the policy's share of a
 cold start is the component costs above. With a warm cache the parent reads
 its cached profile and program (no Load, no Compile) and the init pays
 landlock.Apply + Install; without a cache the parent also pays
-Load + Compile (+ writing the cache), once per profile and user. Profiles
+Load + Compile (+ writing the cache), once per profile, user and boot (the cache is in the runtime directory). Profiles
 differ by their program and their other settings (hostile-tenant: no
 network, read-only root, cgroup limits), which is what their rows show.`
 
 // policyColdStart times `zviz run /bin/true` under the default profile,
 // development (the fewest denials) and hostile-tenant, with the cache
-// warm, and default with a cold cache (a fresh XDG_CACHE_HOME each run:
-// Load + Compile in the parent), interleaved.
+// warm, and default with a cold cache (a fresh state directory, so a fresh
+// cache beside it, each run: Load + Compile in the parent), interleaved.
 func policyColdStart(e *env) ([]result, error) {
 	if _, err := os.Stat(filepath.Join(e.bundle, "config.json")); err != nil {
 		if err := writeRuncConfig(e); err != nil {
@@ -367,14 +367,15 @@ func policyColdStart(e *env) ([]result, error) {
 		}
 	}
 	root := filepath.Join(e.stateDir, "zviz-policy")
-	fresh := func(i int) []string {
-		return []string{"XDG_CACHE_HOME=" + filepath.Join(e.stateDir, "cold-cache", strconv.Itoa(i+2))}
-	}
+	// zviz keeps its cache beside the state directory: a fresh --root
+	// parent each run means an empty cache.
+	coldRoot := func(i int) string { return filepath.Join(e.stateDir, "cold-cache", strconv.Itoa(i+2), "zviz") }
+	nocache := func(i int) (*exec.Cmd, error) { return e.zvizRun(coldRoot(i), e.bundle, "cs-cold", nil)(i) }
 	cands := []candidate{
 		{name: "default", cmd: e.zvizRun(root, e.bundle, "cs-default", nil)},
 		{name: "development", cmd: e.zvizRun(root, e.bundle, "cs-dev", nil, "--profile", "development")},
 		{name: "hostile-tenant", cmd: e.zvizRun(root, e.bundle, "cs-hostile", nil, "--profile", "hostile-tenant")},
-		{name: "default-nocache", cmd: e.zvizRun(root, e.bundle, "cs-cold", fresh)},
+		{name: "default-nocache", cmd: nocache},
 	}
 	var kept []candidate
 	for _, c := range cands {
@@ -390,8 +391,8 @@ func policyColdStart(e *env) ([]result, error) {
 	cands = kept
 	// The preflight's cold-cache run (i = -1) must have filled its cache,
 	// or the row would measure something else.
-	if ents, err := os.ReadDir(filepath.Join(e.stateDir, "cold-cache", "1", "zviz", "seccomp")); err != nil || len(ents) == 0 {
-		return nil, fmt.Errorf("default-nocache: zviz wrote no cache under XDG_CACHE_HOME (%v)", err)
+	if ents, err := os.ReadDir(filepath.Join(filepath.Dir(coldRoot(-1)), "zviz-cache")); err != nil || len(ents) == 0 {
+		return nil, fmt.Errorf("default-nocache: zviz wrote no cache beside its state directory (%v)", err)
 	}
 	samples := make([][]time.Duration, len(cands))
 	for i := 0; i < e.warmup+e.n; i++ {
@@ -407,7 +408,7 @@ func policyColdStart(e *env) ([]result, error) {
 		}
 	}
 	fmt.Printf("\ncold start: zviz run /bin/true, as %s, N=%d after %d warm-up runs, interleaved\n", e.user, e.n, e.warmup)
-	fmt.Println("(default, development, hostile-tenant: cache warm; default-nocache: a fresh XDG_CACHE_HOME each run)")
+	fmt.Println("(default, development, hostile-tenant: cache warm; default-nocache: a fresh --root, so an empty cache, each run)")
 	var results []result
 	fmt.Printf("%-16s %10s %10s %10s %10s %8s\n", "", "median ms", "p90 ms", "min ms", "mean ms", "/default")
 	for j, c := range cands {
