@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
+
+	"github.com/zviz/zviz/internal/linux"
 )
 
 const (
@@ -53,7 +54,7 @@ func parseMountinfo(r io.Reader) (string, error) {
 		if len(fields) < 5 || len(postFields) < 1 || postFields[0] != "cgroup2" || fields[3] != "/" {
 			continue
 		}
-		found = append(found, unescapeOctal(fields[4]))
+		found = append(found, linux.UnescapeMountinfo(fields[4]))
 	}
 	if err := sc.Err(); err != nil {
 		return "", err
@@ -69,25 +70,6 @@ func parseMountinfo(r io.Reader) (string, error) {
 		return "", errors.New("no cgroup2 file system mounted (a cgroup v1-only host)")
 	}
 	return found[0], nil
-}
-
-// unescapeOctal undoes mountinfo's \NNN escapes (space, tab, newline, \).
-func unescapeOctal(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // Own returns the caller's cgroup v2 path ("/user.slice/…", relative to the

@@ -7,10 +7,11 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/zviz/zviz/internal/linux"
 )
 
 // CgroupInfo is the caller's place in the cgroup v2 hierarchy.
@@ -54,31 +55,13 @@ func mounts(mountinfo string) ([]mount, error) {
 		if !ok || len(a) < 5 || len(b) < 1 {
 			continue
 		}
-		m := mount{root: unescape(a[3]), point: unescape(a[4]), fstype: b[0]}
+		m := mount{root: linux.UnescapeMountinfo(a[3]), point: linux.UnescapeMountinfo(a[4]), fstype: b[0]}
 		if len(b) >= 3 {
 			m.super = b[2]
 		}
 		ms = append(ms, m)
 	}
 	return ms, sc.Err()
-}
-
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 func (h *Host) cgroup() CgroupInfo {

@@ -167,11 +167,3 @@ func TestConfigDevice(t *testing.T) {
 		t.Errorf("override of /dev/null: %d devices, %v; want %d", len(devs), err, len(defaultDevices))
 	}
 }
-
-func TestUnescapeMountinfo(t *testing.T) {
-	for in, want := range map[string]string{`/a\040b\134c`: `/a b\c`, `/plain`: `/plain`, `/end\04`: `/end\04`} {
-		if got := unescapeMountinfo(in); got != want {
-			t.Errorf("unescapeMountinfo(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

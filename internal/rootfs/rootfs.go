@@ -133,27 +133,10 @@ func parentPrivate(rootfs string) error {
 		if len(fields) < 7 || !strings.Contains(line, " shared:") {
 			return nil
 		}
-		mp := unescapeMountinfo(fields[4])
+		mp := linux.UnescapeMountinfo(fields[4])
 		return linux.Mount("", mp, "", unix.MS_PRIVATE, "", mp)
 	}
 	return sc.Err()
-}
-
-// unescapeMountinfo undoes the octal escapes (\040 for space) of
-// proc_pid_mountinfo(5) paths.
-func unescapeMountinfo(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // Enter makes the rootfs the process's "/". With pivot_root the old root

@@ -12,6 +12,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/zviz/zviz/tests/probe/report"
+
+	"github.com/zviz/zviz/internal/linux"
 )
 
 var nsNames = []string{"user", "pid", "mnt", "net", "ipc", "uts", "cgroup", "time"}
@@ -212,31 +214,12 @@ func mounts(path string) ([]report.Mount, error) {
 			continue
 		}
 		out = append(out, report.Mount{
-			Point:   unescape(fields[4]),
+			Point:   linux.UnescapeMountinfo(fields[4]),
 			Options: fields[5],
 			FSType:  fields[sep+1],
-			Source:  unescape(fields[sep+2]),
+			Source:  linux.UnescapeMountinfo(fields[sep+2]),
 			Super:   fields[sep+3],
 		})
 	}
 	return out, sc.Err()
-}
-
-// unescape undoes mountinfo's octal escapes (\040 for a space).
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/zviz/zviz/internal/linux"
 )
 
 func TestUnescape(t *testing.T) {
@@ -23,8 +25,8 @@ func TestUnescape(t *testing.T) {
 		`/deleted\040(x)`: "/deleted (x)",
 	}
 	for in, want := range tests {
-		if got := unescape(in); got != want {
-			t.Errorf("unescape(%q) = %q, want %q", in, got, want)
+		if got := linux.UnescapeMountinfo(in); got != want {
+			t.Errorf("UnescapeMountinfo(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
