@@ -29,19 +29,7 @@ func createFlags(name string, c *container.CreateOptions) *flagSet {
 
 func cmdCreate(g *globals, args []string) int {
 	var c container.CreateOptions
-	fs := createFlags("create", &c)
-	pos, err := fs.parse(args, true)
-	if err == nil {
-		err = needArgs("create", pos, 1, 1, "[flags] ID")
-	}
-	if err != nil {
-		return g.fail(err)
-	}
-	c.ID = pos[0]
-	if err := checkPreserve(c.PreserveFDs); err != nil {
-		return g.fail(err)
-	}
-	o, err := g.options()
+	o, err := parseCreate(g, createFlags("create", &c), args, &c)
 	if err != nil {
 		return g.fail(err)
 	}
@@ -49,6 +37,23 @@ func cmdCreate(g *globals, args []string) int {
 		return g.fail(err)
 	}
 	return 0
+}
+
+// parseCreate parses create's and run's flags and the id into c, checks
+// --preserve-fds and returns the global options.
+func parseCreate(g *globals, fs *flagSet, args []string, c *container.CreateOptions) (*container.Options, error) {
+	pos, err := fs.parse(args, true)
+	if err == nil {
+		err = needArgs(fs.Name(), pos, 1, 1, "[flags] ID")
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.ID = pos[0]
+	if err := checkPreserve(c.PreserveFDs); err != nil {
+		return nil, err
+	}
+	return g.options()
 }
 
 func cmdStart(g *globals, args []string) int {
@@ -76,18 +81,7 @@ func cmdRun(g *globals, args []string) int {
 	fs := createFlags("run", &c)
 	fs.BoolVar(&detach, "detach", false, "return once the process runs")
 	fs.BoolVar(&detach, "d", false, "return once the process runs")
-	pos, err := fs.parse(args, true)
-	if err == nil {
-		err = needArgs("run", pos, 1, 1, "[flags] ID")
-	}
-	if err != nil {
-		return g.fail(err)
-	}
-	c.ID = pos[0]
-	if err := checkPreserve(c.PreserveFDs); err != nil {
-		return g.fail(err)
-	}
-	o, err := g.options()
+	o, err := parseCreate(g, fs, args, &c)
 	if err != nil {
 		return g.fail(err)
 	}
