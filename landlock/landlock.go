@@ -82,6 +82,21 @@ func Apply(r *Rules, required bool) (*Report, error) {
 	return apply(r, required, ABI(), errata)
 }
 
+// Plan reports what Apply would enforce of r on this kernel, without
+// restricting anything: the runtime announces downgrades before the
+// container starts from the same tables Apply uses.
+func Plan(r *Rules) (*Report, error) {
+	errata, err := llsys.LandlockGetErrata()
+	if err != nil {
+		errata = 0
+	}
+	p, err := makePlan(r, ABI(), errata)
+	if err != nil {
+		return nil, err
+	}
+	return &p.report, nil
+}
+
 // apply is Apply for a given kernel ABI version and errata bits. Tests pass
 // a lower ABI to simulate older kernels: go-landlock then builds a ruleset
 // limited to that ABI, which the running kernel enforces as such.

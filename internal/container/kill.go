@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/zviz/zviz/internal/hooks"
@@ -163,55 +162,4 @@ func jsonState(r *record, dir string) ([]byte, error) {
 	var buf bytes.Buffer
 	err := json.NewEncoder(&buf).Encode(st)
 	return bytes.TrimSpace(buf.Bytes()), err
-}
-
-// layerWarnings names what the config asks for that this build does not
-// apply yet; nothing is skipped silently.
-func layerWarnings(s *specs.Spec) []string {
-	var w []string
-	if s.Linux != nil && s.Linux.Resources != nil && !emptyResources(s.Linux.Resources) {
-		w = append(w, "linux.resources: no cgroup limits are applied by this zviz build")
-	}
-	if s.Process != nil && s.Process.ApparmorProfile != "" {
-		w = append(w, "process.apparmorProfile: AppArmor profiles are not applied by this zviz build")
-	}
-	if s.Process != nil && s.Process.SelinuxLabel != "" {
-		w = append(w, "process.selinuxLabel: SELinux labels are not supported")
-	}
-	return w
-}
-
-func emptyResources(r *specs.LinuxResources) bool {
-	return r.Memory == nil && r.CPU == nil && r.Pids == nil && r.BlockIO == nil &&
-		len(r.HugepageLimits) == 0 && r.Network == nil && len(r.Unified) == 0 && r.Rdma == nil
-}
-
-// capabilityNotes says which ambient capabilities cannot be raised.
-func capabilityNotes(s *specs.Spec) []string {
-	c := s.Process.Capabilities
-	if c == nil {
-		return nil
-	}
-	if lost := notIn(c.Ambient, c.Inheritable, c.Permitted); len(lost) > 0 {
-		return []string{fmt.Sprintf("process.capabilities.ambient: %s not both permitted and inheritable, so not raised (capabilities(7))", strings.Join(lost, ", "))}
-	}
-	return nil
-}
-
-// notIn lists the names of want missing from any of the sets.
-func notIn(want []string, sets ...[]string) []string {
-	var out []string
-	for _, n := range want {
-		for _, set := range sets {
-			found := false
-			for _, x := range set {
-				found = found || x == n
-			}
-			if !found {
-				out = append(out, n)
-				break
-			}
-		}
-	}
-	return out
 }

@@ -380,26 +380,82 @@ func userNotifAvailable() bool {
 	return errno == 0
 }
 
-// landlockWarnings says what this kernel's Landlock cannot enforce of r,
-// and refuses when the profile requires Landlock and it cannot be had. The
-// init enforces the same decision again (landlock.Apply with required).
+// landlockWarnings says what this kernel's Landlock cannot enforce of r
+// (landlock.Plan: the tables landlock.Apply itself uses), and refuses when
+// the profile requires Landlock and something is missing. The init
+// enforces the same decision again (landlock.Apply with required).
 func landlockWarnings(r *wire.LandlockRules) ([]string, error) {
-	abi := landlock.ABI()
+	rep, err := landlock.Plan(landlockRulesOf(r))
+	if err != nil {
+		return nil, err
+	}
 	var w []string
-	switch {
-	case abi == 0:
-		w = append(w, "landlock: not available in this kernel: no filesystem barrier beyond the mounts")
-	case abi < 2:
-		w = append(w, fmt.Sprintf("landlock: ABI %d: renames and links across directories are refused inside the container", abi))
-	}
-	if abi > 0 && abi < 6 && r.Scope {
-		w = append(w, fmt.Sprintf("landlock: ABI %d < 6: abstract unix sockets and signals are not scoped to the container", abi))
-	}
-	if abi > 0 && abi < 4 && r.RestrictNetwork {
-		w = append(w, fmt.Sprintf("landlock: ABI %d < 4: TCP port rules are not enforced", abi))
+	for _, d := range rep.Downgrades {
+		w = append(w, "landlock: "+strings.TrimPrefix(d, "landlock: "))
 	}
 	if r.Required && len(w) > 0 {
 		return nil, fmt.Errorf("the profile requires landlock: %s", strings.Join(w, "; "))
 	}
 	return w, nil
+}
+
+// landlockRulesOf is the landlock package's form of the rules the init
+// gets.
+func landlockRulesOf(r *wire.LandlockRules) *landlock.Rules {
+	return &landlock.Rules{
+		ReadExec: r.ReadExec, ReadOnly: r.ReadOnly, Writable: r.Writable,
+		RestrictNetwork: r.RestrictNetwork, TCPBind: r.TCPBind, TCPConnect: r.TCPConnect,
+		Scope: r.Scope,
+	}
+}
+
+// layerWarnings names what the config asks for that this build does not
+// apply yet; nothing is skipped silently.
+func layerWarnings(s *specs.Spec) []string {
+	var w []string
+	if s.Linux != nil && s.Linux.Resources != nil && !emptyResources(s.Linux.Resources) {
+		w = append(w, "linux.resources: no cgroup limits are applied by this zviz build")
+	}
+	if s.Process != nil && s.Process.ApparmorProfile != "" {
+		w = append(w, "process.apparmorProfile: AppArmor profiles are not applied by this zviz build")
+	}
+	if s.Process != nil && s.Process.SelinuxLabel != "" {
+		w = append(w, "process.selinuxLabel: SELinux labels are not supported")
+	}
+	return w
+}
+
+func emptyResources(r *specs.LinuxResources) bool {
+	return r.Memory == nil && r.CPU == nil && r.Pids == nil && r.BlockIO == nil &&
+		len(r.HugepageLimits) == 0 && r.Network == nil && len(r.Unified) == 0 && r.Rdma == nil
+}
+
+// capabilityNotes says which ambient capabilities cannot be raised.
+func capabilityNotes(s *specs.Spec) []string {
+	c := s.Process.Capabilities
+	if c == nil {
+		return nil
+	}
+	if lost := notIn(c.Ambient, c.Inheritable, c.Permitted); len(lost) > 0 {
+		return []string{fmt.Sprintf("process.capabilities.ambient: %s not both permitted and inheritable, so not raised (capabilities(7))", strings.Join(lost, ", "))}
+	}
+	return nil
+}
+
+// notIn lists the names of want missing from any of the sets.
+func notIn(want []string, sets ...[]string) []string {
+	var out []string
+	for _, n := range want {
+		for _, set := range sets {
+			found := false
+			for _, x := range set {
+				found = found || x == n
+			}
+			if !found {
+				out = append(out, n)
+				break
+			}
+		}
+	}
+	return out
 }

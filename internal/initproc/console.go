@@ -50,24 +50,7 @@ func openConsole(want bool, sp *specs.Process) (*console, error) {
 			return nil, fmt.Errorf("set console size: %w", err)
 		}
 	}
-	if err := bindConsole(name); err != nil {
-		c.close()
-		return nil, err
-	}
 	return c, nil
-}
-
-// bindConsole makes /dev/console the process's terminal, as runc does.
-func bindConsole(slave string) error {
-	fd, err := unix.Open("/dev/console", unix.O_CREAT|unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return fmt.Errorf("create /dev/console: %w", err)
-	}
-	unix.Close(fd)
-	if err := unix.Mount(slave, "/dev/console", "", unix.MS_BIND, ""); err != nil {
-		return fmt.Errorf("bind %s on /dev/console: %w", slave, err)
-	}
-	return nil
 }
 
 func (c *console) close() {

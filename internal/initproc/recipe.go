@@ -71,6 +71,9 @@ func build(conn *wire.Conn, b *wire.Bootstrap) (*process, error) {
 	if err != nil {
 		return nil, err
 	}
+	if con != nil {
+		rc.Console = con.slave.Name()
+	}
 	if err := rootfs.Finish(rc); err != nil {
 		return nil, err
 	}
