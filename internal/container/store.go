@@ -8,10 +8,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"sync"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/zviz/zviz/userns"
 )
 
 // Status values beyond the runtime-spec's four: paused comes with cgroups.
@@ -90,15 +93,12 @@ func DefaultRoot() (string, error) {
 	return "", errors.New("state directory: XDG_RUNTIME_DIR is not set and /run/user/UID does not exist; pass --root")
 }
 
-func initialUserNS() bool {
-	b, err := os.ReadFile("/proc/self/uid_map")
-	if err != nil {
-		return true
-	}
-	var a, c, n uint64
-	_, err = fmt.Sscan(string(b), &a, &c, &n)
-	return err == nil && a == 0 && c == 0 && n == 4294967295
-}
+// initialUserNS says whether zviz runs in the initial user namespace (not
+// in rootless podman's, say); read once per process.
+var initialUserNS = sync.OnceValue(func() bool {
+	ns, err := userns.Current()
+	return err != nil || ns.Initial
+})
 
 // open makes sure the root exists, is a directory owned by the caller and
 // not accessible to anyone else.
