@@ -54,9 +54,7 @@ const (
 type env struct {
 	zviz, rootfs, scripts string
 	uid, gid              int
-	// denialLog and profiles are nil when zviz has the flag, else why not.
-	denialLog, profiles error
-	state               string // --root, one per env
+	state                 string // --root, one per env
 }
 
 var (
@@ -86,8 +84,14 @@ func newEnv(t *testing.T) *env {
 		e.gid = g
 	}
 	e.scripts = scriptsDirFor(t)
-	e.denialLog = e.hasGlobalFlag(t, denialFlag)
-	e.profiles = e.hasGlobalFlag(t, profileFlag, "default")
+	// Both flags are part of zviz: without them the corpus would prove
+	// nothing about the profiles, so their absence is a failure, not a skip.
+	if err := e.hasGlobalFlag(t, denialFlag); err != nil {
+		t.Fatalf("zviz %s: %v", denialFlag, err)
+	}
+	if err := e.hasGlobalFlag(t, profileFlag, "default"); err != nil {
+		t.Fatalf("zviz %s: %v", profileFlag, err)
+	}
 	e.state = filepath.Join(fmt.Sprintf("/run/user/%d", e.uid),
 		fmt.Sprintf("zviz-workloads-%d-%d", os.Getpid(), time.Now().UnixNano()))
 	t.Cleanup(func() { e.cleanState(t) })
@@ -246,9 +250,7 @@ func (e *env) run(t *testing.T, profile string, args []string) result {
 	if profile != "" {
 		global = append(global, profileFlag, profile)
 	}
-	if e.denialLog == nil {
-		global = append(global, denialFlag)
-	}
+	global = append(global, denialFlag)
 	id := fmt.Sprintf("wl-%d-%d", os.Getpid(), runSeq.Add(1))
 	zargs := append(append([]string{"--root", e.state}, global...), "run", "--bundle", bundle, id)
 	cmd := testutil.RunAs(t, testutil.TestUser, nil, e.zviz, zargs...)
