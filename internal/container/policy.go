@@ -26,6 +26,14 @@ import (
 // --annotation run.zviz.profile=NAME).
 const ProfileAnnotation = "run.zviz.profile"
 
+// decision is what decidePolicy resolved.
+type decision struct {
+	policy   *wire.Policy
+	denials  *seccomp.DenialTable
+	warnings []string // every layer weaker than asked
+	profile  *seccomp.Profile
+}
+
 // decidePolicy resolves the security layers of SPEC.md for one container:
 // the profile (--profile, else the annotation, else default), its seccomp
 // program compiled here in the parent (cached by content hash under the
@@ -34,7 +42,7 @@ const ProfileAnnotation = "run.zviz.profile"
 // Landlock rules derived from the rootfs and the mounts. It edits s to the
 // capabilities and flags the init will apply, and returns what the init
 // needs plus the warnings for every layer weaker than asked.
-func decidePolicy(o *Options, s *specs.Spec) (*wire.Policy, *seccomp.DenialTable, []string, error) {
+func decidePolicy(o *Options, s *specs.Spec) (*decision, error) {
 	ref := o.Profile
 	if ref == "" {
 		ref = s.Annotations[ProfileAnnotation]
@@ -44,13 +52,13 @@ func decidePolicy(o *Options, s *specs.Spec) (*wire.Policy, *seccomp.DenialTable
 	}
 	p, prog, err := profileProgram(ref, o.Root, o.LogDenials)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	if prog.Notify && !o.LogDenials {
-		return nil, nil, nil, fmt.Errorf("profile %s: broker rules need the broker, which this zviz build does not have", p.Name)
+		return nil, fmt.Errorf("profile %s: broker rules need the broker, which this zviz build does not have", p.Name)
 	}
 	if err := checkRequired(p); err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	if p.Filesystem.ReadonlyRoot {
 		s.Root.Readonly = true
@@ -63,19 +71,19 @@ func decidePolicy(o *Options, s *specs.Spec) (*wire.Policy, *seccomp.DenialTable
 	if s.Linux.Seccomp != nil {
 		own, err := configSeccomp(s.Linux.Seccomp, runtime.GOARCH, cacheDir(o.Root))
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, err
 		}
 		pol.Seccomp = append(pol.Seccomp, *own)
 	}
 	pol.Seccomp = append(pol.Seccomp, wire.BPF{Name: p.Name, Arch: prog.Arch, Program: prog.BPF, Notify: prog.Notify})
 	warnings, err := landlockWarnings(pol.Landlock)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	if w := networkWarning(p, s); w != "" {
 		warnings = append(warnings, w)
 	}
-	return pol, prog.Denials, warnings, nil
+	return &decision{policy: pol, denials: prog.Denials, warnings: warnings, profile: p}, nil
 }
 
 // profileProgram loads and compiles the profile; with logDenials, the
@@ -359,7 +367,7 @@ func checkRequired(p *seccomp.Profile) error {
 				missing = fmt.Sprintf("Landlock ABI %d < 6 cannot scope abstract unix sockets and signals", abi)
 			}
 		case "limits":
-			missing = "this zviz build applies no cgroup limits yet"
+			// Decided with the container's cgroup (planCgroup, placeCgroup).
 		case "notify":
 			if !userNotifAvailable() {
 				missing = "the kernel has no seccomp user notification"
@@ -413,9 +421,6 @@ func landlockRulesOf(r *wire.LandlockRules) *landlock.Rules {
 // apply yet; nothing is skipped silently.
 func layerWarnings(s *specs.Spec) []string {
 	var w []string
-	if s.Linux != nil && s.Linux.Resources != nil && !emptyResources(s.Linux.Resources) {
-		w = append(w, "linux.resources: no cgroup limits are applied by this zviz build")
-	}
 	if s.Process != nil && s.Process.ApparmorProfile != "" {
 		w = append(w, "process.apparmorProfile: AppArmor profiles are not applied by this zviz build")
 	}
@@ -423,11 +428,6 @@ func layerWarnings(s *specs.Spec) []string {
 		w = append(w, "process.selinuxLabel: SELinux labels are not supported")
 	}
 	return w
-}
-
-func emptyResources(r *specs.LinuxResources) bool {
-	return r.Memory == nil && r.CPU == nil && r.Pids == nil && r.BlockIO == nil &&
-		len(r.HugepageLimits) == 0 && r.Network == nil && len(r.Unified) == 0 && r.Rdma == nil
 }
 
 // capabilityNotes says which ambient capabilities cannot be raised.

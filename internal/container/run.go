@@ -2,6 +2,7 @@ package container
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -49,6 +50,9 @@ func Run(o *Options, c *CreateOptions, detach bool) (int, error) {
 	o.debugf("started")
 	code := waitForeground(cr, sigs, relay)
 	o.debugf("process exited (status %d)", code)
+	if err := oomNote(cr.rec, 0); err != nil && o.Warn != nil {
+		fmt.Fprintf(o.Warn, "zviz: %v\n", err)
+	}
 	if relay != nil {
 		relay.finish()
 	}

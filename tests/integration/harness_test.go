@@ -145,6 +145,21 @@ func (r *rt) checkClean() {
 	}
 }
 
+// withoutCgroupNotes drops zviz's announcements about the container's
+// cgroup (no cgroup here for the unprivileged user, no controllers for
+// root: see cgroup_test.go) from stderr, for tests about something else.
+func withoutCgroupNotes(stderr string) string {
+	var keep []string
+	for _, l := range strings.SplitAfter(stderr, "\n") {
+		if strings.HasPrefix(l, "zviz: warning: no cgroup (") ||
+			(strings.HasPrefix(l, "zviz: warning: cgroup ") && strings.Contains(l, ": limits not applied: ")) {
+			continue
+		}
+		keep = append(keep, l)
+	}
+	return strings.Join(keep, "")
+}
+
 func uidOf(t testing.TB, name string) int {
 	t.Helper()
 	if name == "root" {
