@@ -27,6 +27,9 @@ type rt struct {
 	user string // "root" or testutil.TestUser
 	zviz string
 	root string // --root
+	// session, when set, runs zviz as the test user in a systemd --user
+	// session (cgroup_test.go).
+	session *testutil.UserManager
 }
 
 // forEachUser runs f as root and as the unprivileged test user.
@@ -68,6 +71,9 @@ func (res result) String() string {
 
 // cmd builds `zviz --root R args...` as the runtime's user.
 func (r *rt) cmd(args ...string) *exec.Cmd {
+	if r.session != nil {
+		return r.session.Command(r.zviz, append([]string{"--root", r.root}, args...)...)
+	}
 	return testutil.RunAs(r.t, r.user, nil, r.zviz, append([]string{"--root", r.root}, args...)...)
 }
 
@@ -135,7 +141,7 @@ func (r *rt) checkClean() {
 		var names []string
 		for _, e := range ents {
 			names = append(names, e.Name())
-			_ = testutil.RunAs(t, r.user, nil, r.zviz, "--root", r.root, "delete", "--force", e.Name()).Run()
+			_ = r.cmd("delete", "--force", e.Name()).Run()
 		}
 		t.Errorf("state left behind in %s: %v", r.root, names)
 	}

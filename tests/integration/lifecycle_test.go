@@ -29,6 +29,11 @@ type stateDoc struct {
 	Annotations map[string]string `json:"annotations"`
 	Created     string            `json:"created"`
 	Owner       string            `json:"owner"`
+	Warnings    []string          `json:"warnings"`
+	Cgroup      *struct {
+		Manager, Unit, Path, Reason string
+	} `json:"cgroup"`
+	OOMKills uint64 `json:"oomKills"`
 }
 
 // runIO runs zviz with stdout and stderr going to files, not pipes: the

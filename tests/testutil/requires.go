@@ -30,6 +30,7 @@ var checks = map[string]func() error{
 	"runc":              func() error { return checkBinaries("runc") },
 	"bwrap":             func() error { return checkBinaries("bwrap") },
 	"busybox":           checkBusybox,
+	"systemd-user":      checkSystemdUser,
 }
 
 var featureCache sync.Map // feature name -> error (nil when present)
@@ -37,7 +38,8 @@ var featureCache sync.Map // feature name -> error (nil when present)
 // Requires skips the test unless every named host feature is present, with
 // the message "requires FEATURE: why it is missing". Known features: root,
 // userns, unprivileged-user (zviztest exists and the test runs as root, so
-// it can switch to it), subuid, newuidmap, runc, bwrap, busybox, landlock>=N.
+// it can switch to it), subuid, newuidmap, runc, bwrap, busybox,
+// systemd-user (hack/systemd-user.sh can start a user manager), landlock>=N.
 // An unknown name fails the test: a typo must not skip silently.
 func Requires(t testing.TB, features ...string) {
 	t.Helper()
