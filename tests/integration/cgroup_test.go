@@ -336,4 +336,3 @@ func readPids(t *testing.T, file string) []int {
 	}
 	return pids
 }
-
