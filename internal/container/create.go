@@ -102,6 +102,7 @@ func create(o *Options, c *CreateOptions, foreground bool) (cr *created, err err
 	if err != nil {
 		return nil, err
 	}
+	preconnect(o)
 	var dl *denialLog
 	if o.LogDenials {
 		if dl, err = newDenialLog(); err != nil {
@@ -303,6 +304,10 @@ func launchInit(o *Options, h *handle, early *specs.Spec, plan *nsPlan, c *Creat
 	if dl != nil {
 		own = append(own, dl.init)
 		l.denialFD = 3 + l.preserve + 2
+	}
+	if copied != nil {
+		own = append(own, copied)
+		path = memfdPath(3 + l.preserve + len(own) - 1)
 	}
 	cmd := initCommand(path, plan, l.preserve, own)
 	if o.Debug {

@@ -132,15 +132,15 @@ func cacheDir(stateRoot string) string {
 // program, as kept on disk (not the syscall lists: decoding those again
 // would cost most of what the cache saves).
 type cachedProfile struct {
-	Name         string             `json:"name"`
-	Capabilities []string           `json:"capabilities"`
-	Filesystem   seccomp.Filesystem `json:"filesystem"`
-	Network      seccomp.Network    `json:"network"`
-	Required     []string           `json:"required"`
-	Arch         string             `json:"arch"`
-	Key          string             `json:"key"`
-	Notify       bool               `json:"notify"`
-	BPF          []byte             `json:"bpf"`
+	// Profile is the resolved profile without its syscall lists (the BPF
+	// is what the container needs of them): every other layer is kept, so
+	// a field added to seccomp.Profile is cached without anyone
+	// remembering to.
+	Profile seccomp.Profile `json:"profile"`
+	Arch    string          `json:"arch"`
+	Key     string          `json:"key"`
+	Notify  bool            `json:"notify"`
+	BPF     []byte          `json:"bpf"`
 }
 
 // loadProfile loads and compiles a profile. Parsing and validating the
@@ -154,10 +154,8 @@ func loadProfile(ref, arch, dir string) (*seccomp.Profile, *seccomp.Program, err
 	if ok && dir != "" {
 		if b, err := os.ReadFile(file); err == nil {
 			var c cachedProfile
-			if json.Unmarshal(b, &c) == nil && c.Name != "" && len(c.BPF) > 0 {
-				return &seccomp.Profile{Name: c.Name, Capabilities: c.Capabilities, Filesystem: c.Filesystem,
-						Network: c.Network, Required: c.Required},
-					&seccomp.Program{Profile: c.Name, Arch: c.Arch, Key: c.Key, Notify: c.Notify, BPF: c.BPF}, nil
+			if json.Unmarshal(b, &c) == nil && c.Profile.Name != "" && len(c.BPF) > 0 {
+				return &c.Profile, &seccomp.Program{Profile: c.Profile.Name, Arch: c.Arch, Key: c.Key, Notify: c.Notify, BPF: c.BPF}, nil
 			}
 		}
 	}
@@ -170,8 +168,8 @@ func loadProfile(ref, arch, dir string) (*seccomp.Profile, *seccomp.Program, err
 		return nil, nil, fmt.Errorf("compile seccomp profile %s: %w", p.Name, err)
 	}
 	if ok && dir != "" {
-		c := cachedProfile{Name: p.Name, Capabilities: p.Capabilities, Filesystem: p.Filesystem,
-			Network: p.Network, Required: p.Required, Arch: prog.Arch, Key: prog.Key, Notify: prog.Notify, BPF: prog.BPF}
+		c := cachedProfile{Profile: *p, Arch: prog.Arch, Key: prog.Key, Notify: prog.Notify, BPF: prog.BPF}
+		c.Profile.Allow, c.Profile.Deny, c.Profile.ENOSYS, c.Profile.Filter, c.Profile.Broker = nil, nil, nil, nil, nil
 		if b, err := json.Marshal(c); err == nil {
 			_ = writeAtomic(file, b, 0o600)
 		}
@@ -217,7 +215,7 @@ func profileKey(ref, arch string) (string, bool) {
 		return "", false
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "zviz-profile-v2\x00%s\x00%s\x00%d:%d:%d:%d.%d\x00", ref, arch,
+	fmt.Fprintf(h, "zviz-profile-v3\x00%s\x00%s\x00%d:%d:%d:%d.%d\x00", ref, arch,
 		st.Dev, st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec)
 	if strings.Contains(ref, "/") || strings.HasSuffix(ref, ".yaml") || strings.HasSuffix(ref, ".yml") {
 		b, err := os.ReadFile(ref)
