@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -187,7 +188,6 @@ func startScope(plan *cgroupPlan, pid int, res *specs.LinuxResources, undo *clea
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), systemdTimeout)
 	defer cancel()
 	cg, err := conn.StartScope(ctx, rec.Unit, plan.slice, pid, unitProperties(res)...)
@@ -199,11 +199,31 @@ func startScope(plan *cgroupPlan, pid int, res *specs.LinuxResources, undo *clea
 	return nil
 }
 
+// connections are this process's connections to the systemd managers,
+// made once: `run` creates and deletes over one, and create starts
+// connecting while the init starts (preconnect).
+var connections = map[string]func() (*systemd.Conn, error){
+	"user":   sync.OnceValues(systemd.ConnectUser),
+	"system": sync.OnceValues(systemd.ConnectSystem),
+}
+
+// connectBus returns the connection to bus ("user" or "system"); callers
+// do not close it.
 func connectBus(bus string) (*systemd.Conn, error) {
-	if bus == "system" {
-		return systemd.ConnectSystem()
+	connect, ok := connections[bus]
+	if !ok {
+		return nil, fmt.Errorf("unknown systemd bus %q in state", bus)
 	}
-	return systemd.ConnectUser()
+	return connect()
+}
+
+// preconnect starts connecting to the systemd manager create will
+// probably ask (--systemd-cgroup, or a rootless caller), in the
+// background: connecting is most of a scope's cost.
+func preconnect(o *Options) {
+	if o.SystemdCgroup || os.Geteuid() != 0 || !initialUserNS() {
+		go connectBus(busFor())
+	}
 }
 
 // limitCgroup moves the init into the leaf, enables controllers and
@@ -298,7 +318,6 @@ func removeCgroup(rec *cgroupRecord) error {
 			}
 			return err
 		}
-		defer conn.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), systemdTimeout)
 		defer cancel()
 		return conn.StopUnit(ctx, rec.Unit)

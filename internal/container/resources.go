@@ -7,10 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/zviz/zviz/internal/cgroups"
+	"golang.org/x/sys/unix"
 )
 
 // StatusPaused is a running container whose cgroup is frozen.
@@ -168,7 +170,6 @@ func setUnitProperties(rec *cgroupRecord, res *specs.LinuxResources) error {
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), systemdTimeout)
 	defer cancel()
 	return conn.SetProperties(ctx, rec.Unit, props...)
@@ -230,9 +231,51 @@ func setIf[T any](dst **T, v *T) {
 	}
 }
 
+// watchOOM follows the container's memory.events while run waits for
+// it: the kernel signals every change to that file (cgroup-v2.rst), and a
+// systemd scope's cgroup is removed as soon as its last process exits, so
+// reading it only afterwards could miss the kill. The returned function
+// stops watching and says how many processes the OOM killer took.
+func watchOOM(r *record) func() uint64 {
+	dir := cgroupDir(r)
+	if dir == "" {
+		return func() uint64 { return 0 }
+	}
+	file := filepath.Join(dir, "memory.events")
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		return func() uint64 { return oomKills(r) }
+	}
+	if _, err := unix.InotifyAddWatch(fd, file, unix.IN_MODIFY); err != nil {
+		unix.Close(fd) // no memory controller: nothing to watch
+		return func() uint64 { return 0 }
+	}
+	var seen atomic.Uint64
+	update := func() {
+		if n, err := cgroups.OOMKills(dir); err == nil && n > seen.Load() {
+			seen.Store(n)
+		}
+	}
+	update()
+	f := os.NewFile(uintptr(fd), "inotify")
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			if _, err := f.Read(buf); err != nil {
+				return
+			}
+			update()
+		}
+	}()
+	return func() uint64 {
+		update()
+		f.Close()
+		return seen.Load()
+	}
+}
+
 // oomNote is run's line when the OOM killer ended the container.
-func oomNote(r *record, before uint64) error {
-	n := oomKills(r)
+func oomNote(r *record, n, before uint64) error {
 	if n <= before {
 		return nil
 	}

@@ -43,6 +43,7 @@ func Run(o *Options, c *CreateOptions, detach bool) (int, error) {
 		}
 		defer relay.restore()
 	}
+	oom := watchOOM(cr.rec)
 	if err := startCreated(o, cr); err != nil {
 		_ = finish(o, cr, true)
 		return 1, err
@@ -50,7 +51,7 @@ func Run(o *Options, c *CreateOptions, detach bool) (int, error) {
 	o.debugf("started")
 	code := waitForeground(cr, sigs, relay)
 	o.debugf("process exited (status %d)", code)
-	if err := oomNote(cr.rec, 0); err != nil && o.Warn != nil {
+	if err := oomNote(cr.rec, oom(), 0); err != nil && o.Warn != nil {
 		fmt.Fprintf(o.Warn, "zviz: %v\n", err)
 	}
 	if relay != nil {
