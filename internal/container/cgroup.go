@@ -106,7 +106,7 @@ func planCgroup(o *Options, s *specs.Spec, id string, p *seccomp.Profile) (*cgro
 	case useSystemd && mount != "":
 		rec.Manager, rec.Unit, rec.Bus, plan.slice = managerSystemd, systemd.UnitName(prefix, name), busFor(), slice
 	case plan.fallback != "":
-		rec.Manager, rec.Dir = managerCgroupfs, plan.fallback
+		rec.Manager, rec.Dir, rec.Created = managerCgroupfs, plan.fallback, topMissing(plan.fallback)
 	default:
 		rec.Manager, rec.Reason = managerNone, plan.why
 	}
@@ -124,6 +124,19 @@ func cgroupfsDir(mount, path, id string) (string, error) {
 		path = "zviz-" + id
 	}
 	return cgroups.Resolve(mount, own, path)
+}
+
+// topMissing is the topmost directory of dir's path that does not exist
+// yet (what cgroups.Create will make), or "" when dir exists.
+func topMissing(dir string) string {
+	top := ""
+	for d := filepath.Clean(dir); d != "/" && d != "."; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			break
+		}
+		top = d
+	}
+	return top
 }
 
 // busFor is the systemd manager a --systemd-cgroup container asks: the
@@ -160,6 +173,7 @@ func placeCgroup(o *Options, plan *cgroupPlan, pid int, res *specs.LinuxResource
 			rec.Manager, rec.Reason = managerNone, reason+", and "+plan.why
 		} else {
 			rec.Manager, rec.Dir, rec.Reason = managerCgroupfs, plan.fallback, reason+": using cgroupfs"
+			rec.Created = topMissing(rec.Dir)
 		}
 	}
 	if rec.Manager == managerNone {
@@ -169,14 +183,14 @@ func placeCgroup(o *Options, plan *cgroupPlan, pid int, res *specs.LinuxResource
 	if o.SystemdCgroup && rec.Reason != "" {
 		warnings = append(warnings, rec.Reason+" "+rec.Dir)
 	}
+	// rec.Created was recorded in state before this, so that a create
+	// killed from here on leaves delete --force what to remove.
 	created, err := cgroups.Create(rec.Dir)
 	if err != nil {
 		return nil, err
 	}
 	rec.Created = created
-	if created != "" {
-		undo.add(func() { removeCgroup(rec) })
-	}
+	undo.add(func() { removeCgroup(rec) })
 	w, err := limitCgroup(rec, pid, res)
 	return append(warnings, w...), err
 }
@@ -322,18 +336,25 @@ func removeCgroup(rec *cgroupRecord) error {
 		defer cancel()
 		return conn.StopUnit(ctx, rec.Unit)
 	case managerCgroupfs:
-		dir := rec.Created
-		if dir == "" {
-			dir = rec.Dir // it existed: only our leaf goes
-			if dir == "" {
-				return nil
-			}
-			dir = filepath.Join(dir, cgroups.LeafName)
+		if rec.Dir == "" {
+			return nil
 		}
 		if err := cgroups.Kill(rec.Dir); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
-		return cgroups.Remove(dir)
+		if rec.Created == "" {
+			// It existed before: only our leaf goes.
+			return cgroups.Remove(filepath.Join(rec.Dir, cgroups.LeafName))
+		}
+		if err := cgroups.Remove(rec.Dir); err != nil {
+			return err
+		}
+		// The parents create made too, while nobody else uses them.
+		for d := filepath.Dir(rec.Dir); strings.HasPrefix(d+"/", rec.Created+"/"); d = filepath.Dir(d) {
+			if os.Remove(d) != nil {
+				break
+			}
+		}
 	}
 	return nil
 }

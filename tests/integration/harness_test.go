@@ -30,6 +30,7 @@ type rt struct {
 	// session, when set, runs zviz as the test user in a systemd --user
 	// session (cgroup_test.go).
 	session *testutil.UserManager
+	ids     []string // of the containers created or run, for checkClean
 }
 
 // forEachUser runs f as root and as the unprivileged test user.
@@ -71,6 +72,12 @@ func (res result) String() string {
 
 // cmd builds `zviz --root R args...` as the runtime's user.
 func (r *rt) cmd(args ...string) *exec.Cmd {
+	for _, a := range args {
+		if a == "create" || a == "run" {
+			r.ids = append(r.ids, args[len(args)-1])
+			break
+		}
+	}
 	if r.session != nil {
 		return r.session.Command(r.zviz, append([]string{"--root", r.root}, args...)...)
 	}
@@ -148,6 +155,15 @@ func (r *rt) checkClean() {
 	os.RemoveAll(r.root)
 	if pids := initsUnder(r.root); len(pids) > 0 {
 		t.Errorf("zviz:[init] processes left behind: %v", pids)
+	}
+	// Root's containers get a cgroupfs cgroup here (cgroup_test.go).
+	for _, id := range r.ids {
+		dir := "/sys/fs/cgroup/unified/zviz-" + id
+		if _, err := os.Stat(dir); err == nil {
+			t.Errorf("cgroup left behind: %s", dir)
+			_ = os.Remove(filepath.Join(dir, "container"))
+			_ = os.Remove(dir)
+		}
 	}
 }
 
