@@ -186,23 +186,28 @@ func TestCgroupfsPath(t *testing.T) {
 // non-zero, and nothing left (state, init, cgroup directory).
 func TestCgroupBadInput(t *testing.T) {
 	forEachUser(t, func(t *testing.T, r *rt) {
+		quota := int64(500)
 		cases := []struct {
 			name, path, want string
 			systemd          bool
 			profile          string
+			res              *specs.LinuxResources
 		}{
-			{"dotdot", "/zviz-x/../etc", `linux.cgroupsPath "/zviz-x/../etc": ".." component`, false, ""},
-			{"root", "/", `linux.cgroupsPath "/": the root cgroup`, false, ""},
-			{"doubled slash", "zviz-a//b", `linux.cgroupsPath "zviz-a//b": empty path component`, false, ""},
-			{"systemd form without the flag", "user.slice:zviz:x", "needs --systemd-cgroup", false, ""},
-			{"not slice:prefix:name", "/a/b", `linux.cgroupsPath "/a/b": want "slice:prefix:name"`, true, ""},
-			{"bad slice", "nosuffix:zviz:x", `slice "nosuffix"`, true, ""},
-			{"limits required", "", "profile hostile-tenant requires limits", false, "hostile-tenant"},
+			{"dotdot", "/zviz-x/../etc", `linux.cgroupsPath "/zviz-x/../etc": ".." component`, false, "", nil},
+			{"root", "/", `linux.cgroupsPath "/": the root cgroup`, false, "", nil},
+			{"doubled slash", "zviz-a//b", `linux.cgroupsPath "zviz-a//b": empty path component`, false, "", nil},
+			{"systemd form without the flag", "user.slice:zviz:x", "needs --systemd-cgroup", false, "", nil},
+			{"not slice:prefix:name", "/a/b", `linux.cgroupsPath "/a/b": want "slice:prefix:name"`, true, "", nil},
+			{"bad slice", "nosuffix:zviz:x", `slice "nosuffix"`, true, "", nil},
+			{"limits required", "", "profile hostile-tenant requires limits", false, "hostile-tenant", nil},
+			{"quota below the kernel's minimum", "", "linux.resources.cpu.quota 500: below what the kernel accepts", false, "",
+				&specs.LinuxResources{CPU: &specs.LinuxCPU{Quota: &quota}}},
 		}
 		for _, c := range cases {
 			id := "cgbad-" + randID()
 			b := r.shBundle("true", func(s *specs.Spec) {
 				s.Linux.CgroupsPath = c.path
+				s.Linux.Resources = c.res
 				if c.profile != "" {
 					s.Annotations = map[string]string{"run.zviz.profile": c.profile}
 				}

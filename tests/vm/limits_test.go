@@ -215,19 +215,20 @@ b=$(sed -n 's/^usage_usec //p' %[1]s/cpu.stat); t1=$(date +%%s%%N); echo $((b-a)
 	t.Logf("busy loop under cpu.max=20000/100000: %.3f CPUs measured over %.1f s (%s)", share, wall/1e6, strings.Join(f[2:], " "))
 }
 
-// A limit the kernel refuses (cpu.max quota below 1 ms) fails create
-// with one line naming it, and leaves no state, no scope and no cgroup.
+// A limit the kernel refuses (cpu.weight 0, through linux.resources.unified,
+// which zviz passes on verbatim) fails create with one line naming it, and
+// leaves no state, no scope and no cgroup.
 func TestVMZvizRefusedLimitLeavesNothing(t *testing.T) {
 	v := bookworm(t)
 	zviz := zvizIn(t, v)
 	b := guestBundle(t, v, "badcpu", "true", func(s *specs.Spec) {
-		s.Linux.Resources = &specs.LinuxResources{CPU: &specs.LinuxCPU{Quota: int64p(500), Period: uint64p(100000)}}
+		s.Linux.Resources = &specs.LinuxResources{Unified: map[string]string{"cpu.weight": "0"}}
 	})
 	id := fmt.Sprintf("badcpu-%d", time.Now().UnixNano())
 	out, errOut, code := v.Run(TestUser, zviz+" --systemd-cgroup create --bundle "+b+" "+id+" </dev/null")
-	if code == 0 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 || !strings.Contains(errOut, "cpu.max") ||
+	if code == 0 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 || !strings.Contains(errOut, "cpu.weight") ||
 		!strings.Contains(errOut, "the kernel refused the value") {
-		t.Errorf("cpu quota 500 µs: want one line naming cpu.max and the kernel's refusal, got exit %d\n%s%s", code, out, errOut)
+		t.Errorf("cpu.weight 0: want one line naming cpu.weight and the kernel's refusal, got exit %d\n%s%s", code, out, errOut)
 	}
 	if _, _, code := v.Run(TestUser, zviz+" state "+id); code == 0 {
 		t.Errorf("state of the refused container exists")
