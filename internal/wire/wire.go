@@ -302,6 +302,10 @@ type Bootstrap struct {
 	// (an unprivileged single-id gid map), so additionalGids are refused.
 	SetgroupsDenied bool `json:"setgroupsDenied,omitempty"`
 	NoPivot         bool `json:"noPivot,omitempty"`
+	// ChdirRoot, when set, is chdir-only isolation (issue 6): no
+	// namespaces and no mounts; the process's cwd and executable resolve
+	// under this host directory, and Landlock is the barrier.
+	ChdirRoot string `json:"chdirRoot,omitempty"`
 	// Console: create a pty inside the container and send its master back.
 	Console bool `json:"console,omitempty"`
 	// FifoFD is the O_PATH descriptor of the exec fifo, and PreserveFDs the
@@ -339,6 +343,7 @@ type Policy struct {
 type LandlockRules struct {
 	ReadExec        []string `json:"readExec,omitempty"`
 	ReadOnly        []string `json:"readOnly,omitempty"`
+	ListOnly        []string `json:"listOnly,omitempty"`
 	Writable        []string `json:"writable,omitempty"`
 	RestrictNetwork bool     `json:"restrictNetwork,omitempty"`
 	TCPBind         []uint16 `json:"tcpBind,omitempty"`
