@@ -136,10 +136,13 @@ func (i *isolation) adapt(s *specs.Spec, rootfs string) []string {
 	}
 	if i.root == "/" {
 		// The host's /tmp holds other programs' sockets: a host-root
-		// config gets a private one in its (otherwise unused) rootfs.
+		// config gets a private one in its (otherwise unused) rootfs, which
+		// is in the caller's state directory. Root's process (nobody)
+		// cannot reach root's state directory, so it gets none.
 		i.tmp = filepath.Join(rootfs, "tmp")
-		if err := os.Mkdir(i.tmp, 0o700); err != nil {
+		if os.Geteuid() == 0 || os.Mkdir(i.tmp, 0o700) != nil {
 			i.tmp = ""
+			w = append(w, "isolation: chdir-only: no /tmp and no TMPDIR")
 		} else {
 			s.Process.Env = append(s.Process.Env, "TMPDIR="+i.tmp)
 			w = append(w, "isolation: chdir-only: TMPDIR="+i.tmp+" instead of a private /tmp")
