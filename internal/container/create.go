@@ -105,11 +105,6 @@ func create(o *Options, c *CreateOptions, foreground bool) (cr *created, err err
 		return nil, err
 	}
 	preconnect(o)
-	// Before anything is set up: the fallback starts the init differently.
-	iso, err := decideIsolation(o, plan)
-	if err != nil {
-		return nil, err
-	}
 	var dl *denialLog
 	if o.LogDenials {
 		if dl, err = newDenialLog(); err != nil {
@@ -139,12 +134,12 @@ func create(o *Options, c *CreateOptions, foreground bool) (cr *created, err err
 	// The init is started as soon as its namespaces are known: the Go
 	// runtime's start-up in it overlaps with decoding and validating the
 	// config, the policy decision, the id maps and the state written here.
-	l, err := launchInit(o, h, early, plan, c, dl, &undo)
+	l, err := launchIsolated(o, h, early, plan, c, dl, &undo)
 	if err != nil {
 		return nil, err
 	}
 	defer l.conn.Close()
-	l.iso = iso
+	iso := l.iso
 	s, err := fullSpec(c, bundle, data)
 	if err != nil {
 		return nil, err

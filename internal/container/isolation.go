@@ -59,14 +59,58 @@ var probeIsolation = func(newUser bool) hostcheck.ProbeResult {
 // restrictSysctl is Ubuntu's switch (absent elsewhere).
 var restrictSysctl = "/proc/sys/kernel/apparmor_restrict_unprivileged_userns"
 
+// launchIsolated starts the init for full isolation while the probe runs
+// beside it (their start-ups overlap), and waits for the probe before
+// anything is set up: the init does nothing before its bootstrap. When
+// the probe fails, that init is killed and another one is started for
+// the fallback. Under the restriction the first start may itself fail
+// (clone(2) needs CAP_SYS_ADMIN in the new user namespace for the other
+// namespaces), which the fallback then makes moot.
+func launchIsolated(o *Options, h *handle, early *specs.Spec, plan *nsPlan, c *CreateOptions, dl *denialLog, undo *cleanup) (*launched, error) {
+	probe := make(chan hostcheck.ProbeResult, 1)
+	go func() { probe <- probeIsolation(plan.newUser) }()
+	l, lerr := launchInit(o, h, early, plan, c, dl, undo)
+	iso, err := decideIsolation(o, plan, <-probe)
+	o.debugf("isolation probed: %s", iso.describe())
+	if err != nil {
+		return nil, err // the undo stack kills the init
+	}
+	if !iso.chdirOnly() {
+		if lerr != nil {
+			return nil, lerr
+		}
+		l.iso = iso
+		return l, nil
+	}
+	if l != nil {
+		l.cmd.Process.Kill()
+		l.cmd.Wait()
+		l.conn.Close()
+	}
+	if err := os.Remove(filepath.Join(h.dir, fifoName)); err != nil && !os.IsNotExist(err) {
+		return nil, fmt.Errorf("remove exec fifo: %w", err)
+	}
+	if l, err = launchInit(o, h, early, plan, c, dl, undo); err != nil {
+		return nil, err
+	}
+	l.iso = iso
+	return l, nil
+}
+
+func (i *isolation) describe() string {
+	if i == nil {
+		return "refused"
+	}
+	return i.mode
+}
+
 // decideIsolation chooses full isolation when the probe can mount, else
 // the chdir-only fallback, unless full isolation is required
 // (--require-full-isolation; a profile's `required: [isolation]` is
 // checked with the policy) or Landlock, the fallback's barrier, is
 // missing. It adjusts plan for the fallback: no namespace is created or
 // joined.
-func decideIsolation(o *Options, plan *nsPlan) (*isolation, error) {
-	p := probeIsolation(plan.newUser)
+func decideIsolation(o *Options, plan *nsPlan, p hostcheck.ProbeResult) (*isolation, error) {
 	if p.OK {
 		return &isolation{mode: IsolationFull}, nil
 	}
