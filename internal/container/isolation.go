@@ -307,6 +307,9 @@ type grants struct {
 func (g *grants) add(dir string, writable, top bool) {
 	var inside []string
 	for _, m := range g.masked {
+		if _, err := os.Lstat(m); err != nil {
+			continue // nothing there to hide (the rootfs's empty /proc)
+		}
 		if m == dir {
 			return
 		}

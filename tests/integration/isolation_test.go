@@ -215,6 +215,30 @@ echo "proc=$(cat /proc/self/status 2>&1 | head -1)"`
 		if !strings.Contains(res.stderr, "zviz: warning: isolation: chdir-only (") {
 			t.Errorf("the fallback is not announced:\n%s", res.stderr)
 		}
+
+		// Run from the home directory: it is readable (read-only), the
+		// credentials in it are not, though their owner is the sandboxed
+		// user (sandboxHome): Landlock's grants skip them.
+		home, env := sandboxHome(t, r.user)
+		script = `echo "ssh=$(cat .ssh/id_test 2>&1)"
+echo "aws=$(cat "$CALLER_HOME/.aws/credentials" 2>&1)"
+echo "list=$(ls -A . | grep -c '^.ssh$')"
+echo "write=$( (echo x > ./from-sandbox) 2>&1 | grep -c 'Permission denied')"`
+		c := testutil.RunAs(t, r.user, env, testutil.BuildNoMount(t), r.zviz, "--root", r.root, "sandbox", "--env", "CALLER_HOME="+home, "--", "/bin/sh", "-c", script)
+		c.Dir = home
+		res = r.runCmd(c)
+		kv = keyValues(res.stdout)
+		t.Logf("home facts: %q", res.stdout)
+		for k, want := range map[string]string{
+			"ssh":   "cat: .ssh/id_test: Permission denied",
+			"aws":   "cat: " + home + "/.aws/credentials: Permission denied",
+			"list":  "1",
+			"write": "1",
+		} {
+			if kv[k] != want {
+				t.Errorf("from the home directory: %s=%q, want %q (%v)", k, kv[k], want, res)
+			}
+		}
 	})
 }
 
