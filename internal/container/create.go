@@ -300,7 +300,7 @@ func launchInit(o *Options, h *handle, early *specs.Spec, plan *nsPlan, c *Creat
 	if err != nil {
 		return nil, err
 	}
-	path, copied, err := initExecutable(early, plan.newUser)
+	path, copied, err := initExecutable(early, plan)
 	if err != nil {
 		parent.Close()
 		child.Close()

@@ -124,7 +124,7 @@ func decideIsolation(o *Options, plan *nsPlan, p hostcheck.ProbeResult) (*isolat
 	for t, p := range plan.join {
 		return nil, fmt.Errorf("linux.namespaces: joining the %s namespace %s needs full isolation, which is not available: %s", t, p, why)
 	}
-	*plan = nsPlan{join: plan.join, inUserNS: !initialUserNS()}
+	*plan = nsPlan{join: plan.join, inUserNS: !initialUserNS(), chdirOnly: true}
 	return &isolation{mode: IsolationChdirOnly, why: why}, nil
 }
 
