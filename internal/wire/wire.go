@@ -9,7 +9,11 @@
 //
 //	parent                                   init (pid 1 of the new pid ns)
 //	  peek at config.json's namespaces;
-//	  clone(new namespaces) + exec zviz:[init]
+//	  clone(new namespaces) + exec zviz:[init],
+//	  beside it the isolation probe (can a
+//	  new namespace mount?); when it cannot,
+//	  kill that init and start one in no
+//	  namespace (chdir-only: ChdirRoot set)
 //	  meanwhile: decode and validate the
 //	  whole config, decide the policy
 //	  (profile, seccomp BPF, Landlock rules,
@@ -36,6 +40,10 @@
 //	                                           capabilities, seccomp (last;
 //	                                           with --log-denials its listener
 //	                                           goes to the logger), execve
+//
+// In chdir-only isolation the init skips everything that needs a
+// namespace (cgroup, joins, hostname, loopback, mounts, pivot_root,
+// sysctls, masked paths) and resolves cwd and args[0] under ChdirRoot.
 //
 // At any step the init may answer Error{message} instead and exit; the
 // message is the root cause and survives unchanged to the parent's last
