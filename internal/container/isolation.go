@@ -134,6 +134,10 @@ func probeWhy(newUser bool, p hostcheck.ProbeResult) string {
 	if newUser {
 		what = "a new user namespace cannot mount"
 	}
+	if p.Step == "clone" {
+		// The clone, or the id map the probe's parent writes, was refused.
+		what = strings.Replace(what, "cannot mount", "cannot be made", 1)
+	}
 	why := fmt.Sprintf("%s (%s: %s)", what, p.Step, p.Errno)
 	if p.Errno == "" {
 		why = fmt.Sprintf("%s (%s: %s)", what, p.Step, p.Error)

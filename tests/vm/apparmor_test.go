@@ -47,10 +47,10 @@ profile zviz-restricted /usr/local/bin/zviz-restricted {
 // $SECRET is readable from inside (a second container), zviz's stderr.
 const aaScript = `
 cd "$B" || exit 90
-"$Z" --root "$B/state" run --bundle "$B" c1 >/dev/null 2>"$B/c1.err" &
+"$Z" $ZFLAGS --root "$B/state" run --bundle "$B" c1 >/dev/null 2>"$B/c1.err" &
 zp=$!
 for i in $(seq 100); do
-	st=$("$Z" --root "$B/state" state c1 2>/dev/null) && echo "$st" | grep -q '"status": "running"' && break
+	st=$("$Z" $ZFLAGS --root "$B/state" state c1 2>/dev/null) && echo "$st" | grep -q '"status": "running"' && break
 	sleep 0.1
 done
 pid=$(echo "$st" | grep -o '"pid": [0-9]*' | grep -o '[0-9]*$')
@@ -61,7 +61,7 @@ wait $zp
 echo "exit=$?"
 echo "announced=$(grep -c 'isolation: chdir-only (' "$B/c1.err")"
 sed -i 's|"sleep","4"|"read","'"$SECRET"'"|' "$B/config.json"
-echo "read=$("$Z" --root "$B/state" run --bundle "$B" c2 2>/dev/null | grep -o '"errno": *"[A-Z]*"' | cut -d'"' -f4)"
+echo "read=$("$Z" $ZFLAGS --root "$B/state" run --bundle "$B" c2 2>/dev/null | grep -o '"errno": *"[A-Z]*"' | cut -d'"' -f4)"
 `
 
 func TestVMAppArmorProfileAndFallback(t *testing.T) {
@@ -119,12 +119,12 @@ func TestVMAppArmorProfileAndFallback(t *testing.T) {
 	secret := "/var/tmp/zviz-aa-secret"
 	v.MustRun(t, "root", "echo HOST > "+secret+" && chmod 0644 "+secret)
 
-	run := func(user, bin, cfg string) map[string]string {
+	run := func(user, bin, cfg, flags, script string) map[string]string {
 		t.Helper()
-		home := "$HOME"
-		setup := "B=" + home + "/aa-" + filepath.Base(bin) + "; rm -rf $B; mkdir -p $B/rootfs && cp " + probe +
-			" $B/rootfs/probe && cp " + cfg + " $B/config.json && export B Z=" + bin + " SECRET=" + secret + "\n"
-		o, e, code := v.Run(user, setup+aaScript)
+		setup := "B=$HOME/aa-" + filepath.Base(bin) + "; rm -rf $B; mkdir -p $B/rootfs && cp " + probe +
+			" $B/rootfs/probe && cp " + cfg + " $B/config.json && export B Z=" + bin + " ZFLAGS='" + flags +
+			"' SECRET=" + secret + "\n"
+		o, e, code := v.Run(user, setup+script)
 		if code != 0 {
 			t.Fatalf("as %s with %s: exit %d\n%s\n%s", user, bin, code, o, e)
 		}
@@ -134,14 +134,14 @@ func TestVMAppArmorProfileAndFallback(t *testing.T) {
 
 	// The shipped profile: zviz and the container's process run under it
 	// (unconfined mode), with full isolation.
-	kv := run(TestUser, "/usr/local/bin/zviz", cfgs["user"])
+	kv := run(TestUser, "/usr/local/bin/zviz", cfgs["user"], "", aaScript)
 	want(t, "installed zviz as "+TestUser, kv, map[string]string{
 		"zviz": "zviz (unconfined)", "workload": "zviz (unconfined)", "isolation": "full", "exit": "0",
 		"announced": "0", "read": "ENOENT"})
 
 	// The restriction: the same binary under the emulation falls back to
 	// chdir-only isolation, says so, and the host file is refused.
-	kv = run(TestUser, "/usr/local/bin/zviz-restricted", cfgs["user"])
+	kv = run(TestUser, "/usr/local/bin/zviz-restricted", cfgs["user"], "", aaScript)
 	want(t, "zviz-restricted as "+TestUser, kv, map[string]string{
 		"zviz": "zviz-restricted (enforce)", "workload": "zviz-restricted (enforce)", "isolation": "chdir-only",
 		"exit": "0", "announced": "1", "read": "EACCES"})
@@ -152,12 +152,31 @@ func TestVMAppArmorProfileAndFallback(t *testing.T) {
 	}
 
 	// Root without a user namespace: the init starts from the sealed memfd
-	// copy (internal/container/exe.go) and still carries zviz's label
-	// (apparmor/doc.go, "The sealed memfd copy").
-	kv = run("root", "/usr/local/bin/zviz", cfgs["root"])
+	// copy (internal/container/exe.go) and still carries zviz's label, and
+	// so does the workload it execs (apparmor/doc.go, "The sealed memfd
+	// copy"). --systemd-cgroup: root's ssh session scope is not a cgroup
+	// zviz can nest a container in.
+	kv = run("root", "/usr/local/bin/zviz", cfgs["root"], "--systemd-cgroup", memfdScript)
 	want(t, "installed zviz as root", kv, map[string]string{
-		"zviz": "zviz (unconfined)", "workload": "zviz (unconfined)", "isolation": "full", "exit": "0"})
+		"init_exe": "/memfd:zviz (deleted)", "init": "zviz (unconfined)", "workload_exe": "/probe",
+		"workload": "zviz (unconfined)"})
 }
+
+// memfdScript creates a container (its init parks before the workload),
+// prints the init's executable and label, starts it and prints the
+// workload's.
+const memfdScript = `
+cd "$B" || exit 90
+"$Z" $ZFLAGS --root "$B/state" create --bundle "$B" m1 >/dev/null 2>&1 </dev/null || exit 91
+pid=$("$Z" --root "$B/state" state m1 | grep -o '"pid": [0-9]*' | grep -o '[0-9]*$')
+echo "init_exe=$(readlink /proc/$pid/exe)"
+echo "init=$(cat /proc/$pid/attr/current)"
+"$Z" --root "$B/state" start m1
+for i in $(seq 50); do [ "$(readlink /proc/$pid/exe)" = /probe ] && break; sleep 0.1; done
+echo "workload_exe=$(readlink /proc/$pid/exe)"
+echo "workload=$(cat /proc/$pid/attr/current)"
+"$Z" --root "$B/state" delete --force m1
+`
 
 func want(t *testing.T, what string, got, w map[string]string) {
 	t.Helper()
