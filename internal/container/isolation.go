@@ -68,10 +68,23 @@ var restrictSysctl = "/proc/sys/kernel/apparmor_restrict_unprivileged_userns"
 // namespaces), which the fallback then makes moot.
 func launchIsolated(o *Options, h *handle, early *specs.Spec, plan *nsPlan, c *CreateOptions, dl *denialLog, undo *cleanup) (*launched, error) {
 	probe := make(chan hostcheck.ProbeResult, 1)
-	go func() { probe <- probeIsolation(plan.newUser) }()
+	suspect, why := mayRestrict(hostFiles)
+	if suspect {
+		go func() { probe <- probeIsolation(plan.newUser) }()
+	}
 	l, lerr := launchInit(o, h, early, plan, c, dl, undo)
+	if !suspect {
+		if lerr == nil {
+			o.debugf("isolation: full, not probed (nothing here refuses a new namespace its mounts)")
+			l.iso = &isolation{mode: IsolationFull}
+			return l, nil
+		}
+		// The clone itself failed: the probe says whether the fallback
+		// can do without it.
+		probe <- probeIsolation(plan.newUser)
+	}
 	iso, err := decideIsolation(o, plan, <-probe)
-	o.debugf("isolation probed: %s", iso.describe())
+	o.debugf("isolation probed (%s): %s", why, iso.describe())
 	if err != nil {
 		return nil, err // the undo stack kills the init
 	}
@@ -95,6 +108,55 @@ func launchIsolated(o *Options, h *handle, early *specs.Spec, plan *nsPlan, c *C
 	}
 	l.iso = iso
 	return l, nil
+}
+
+// hostFiles are where mayRestrict looks; a variable for tests.
+var hostFiles = struct{ status, selinux, apparmor, label, restrict string }{
+	status:   "/proc/self/status",
+	selinux:  "/sys/fs/selinux/enforce",
+	apparmor: "/sys/module/apparmor/parameters/enabled",
+	label:    "/proc/self/attr/current",
+	restrict: restrictSysctl,
+}
+
+// mayRestrict says whether anything could let a new namespace be created
+// and then refuse it mounts, i.e. whether the probe must run, and why:
+// Ubuntu's AppArmor restriction (the sysctl, unless zviz runs under its
+// own profile), any other AppArmor profile zviz runs under, SELinux
+// (user_namespace and mount permissions), a seccomp filter on zviz (a
+// container runtime's, or tests/nomount), or no_new_privs, which a
+// Landlock domain implies for an unprivileged process (a Landlocked
+// process may not mount). Read afresh every time: nothing is cached. A
+// BPF LSM program refusing mounts is not detected: create then fails
+// with the mount's error.
+func mayRestrict(f struct{ status, selinux, apparmor, label, restrict string }) (bool, string) {
+	if b, err := os.ReadFile(f.status); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			k, v, _ := strings.Cut(line, ":")
+			if v = strings.TrimSpace(v); (k == "Seccomp" || k == "NoNewPrivs") && v != "0" {
+				return true, "zviz runs with " + k + " " + v
+			}
+		}
+	}
+	if _, err := os.Stat(f.selinux); err == nil {
+		return true, "SELinux is enabled"
+	}
+	if b, _ := os.ReadFile(f.apparmor); strings.TrimSpace(string(b)) != "Y" {
+		return false, ""
+	}
+	b, _ := os.ReadFile(f.label)
+	label := strings.TrimSpace(strings.TrimRight(string(b), "\x00"))
+	r, _ := os.ReadFile(f.restrict)
+	restricted := strings.TrimSpace(string(r)) != "" && strings.TrimSpace(string(r)) != "0"
+	switch {
+	case label == "zviz (unconfined)":
+		return false, "" // the shipped profile: userns granted
+	case restricted:
+		return true, "kernel.apparmor_restrict_unprivileged_userns=" + strings.TrimSpace(string(r))
+	case label != "unconfined" && label != "":
+		return true, "zviz runs under the AppArmor profile " + label
+	}
+	return false, ""
 }
 
 func (i *isolation) describe() string {

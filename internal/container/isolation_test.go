@@ -148,3 +148,47 @@ func TestChdirOnlyAdapt(t *testing.T) {
 		}
 	}
 }
+
+// TestMayRestrict: the probe runs where something could refuse a new
+// namespace its mounts, and only there.
+func TestMayRestrict(t *testing.T) {
+	type files struct{ status, selinux, apparmor, label, restrict string }
+	for _, c := range []struct {
+		name string
+		f    files
+		want bool
+		why  string
+	}{
+		{"plain host", files{status: "Seccomp:\t0\nNoNewPrivs:\t0\n"}, false, ""},
+		{"seccomp filter", files{status: "NoNewPrivs:\t0\nSeccomp:\t2\n"}, true, "Seccomp 2"},
+		{"no_new_privs", files{status: "NoNewPrivs:\t1\nSeccomp:\t0\n"}, true, "NoNewPrivs 1"},
+		{"selinux", files{status: "Seccomp:\t0\n", selinux: "1"}, true, "SELinux"},
+		{"apparmor, unconfined, no sysctl (trixie)", files{apparmor: "Y\n", label: "unconfined\n"}, false, ""},
+		{"ubuntu restriction, unconfined", files{apparmor: "Y\n", label: "unconfined\n", restrict: "1\n"}, true, "restrict_unprivileged_userns=1"},
+		{"ubuntu restriction off", files{apparmor: "Y\n", label: "unconfined\n", restrict: "0\n"}, false, ""},
+		{"ubuntu, the shipped profile", files{apparmor: "Y\n", label: "zviz (unconfined)\n", restrict: "1\n"}, false, ""},
+		{"another profile", files{apparmor: "Y\n", label: "zviz-restricted (enforce)\n"}, true, "zviz-restricted (enforce)"},
+		{"apparmor disabled", files{apparmor: "N\n", label: "foo (enforce)\n", restrict: "1\n"}, false, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			write := func(name, content string) string {
+				p := filepath.Join(dir, name)
+				if content != "" {
+					if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+				return p
+			}
+			f := struct{ status, selinux, apparmor, label, restrict string }{
+				write("status", c.f.status), write("enforce", c.f.selinux), write("enabled", c.f.apparmor),
+				write("current", c.f.label), write("restrict", c.f.restrict),
+			}
+			got, why := mayRestrict(f)
+			if got != c.want || !strings.Contains(why, c.why) {
+				t.Errorf("mayRestrict = %v, %q; want %v, %q", got, why, c.want, c.why)
+			}
+		})
+	}
+}
