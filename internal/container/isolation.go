@@ -110,12 +110,16 @@ func launchIsolated(o *Options, h *handle, early *specs.Spec, plan *nsPlan, c *C
 	return l, nil
 }
 
-// hostFiles are where mayRestrict looks; a variable for tests.
-var hostFiles = struct{ status, selinux, apparmor, label, restrict string }{
+// restrictFiles are where mayRestrict looks.
+type restrictFiles struct{ status, selinux, apparmor, label, restrict string }
+
+// hostFiles are the running system's; label is AppArmor's own attr file
+// (Linux 5.8+, beside other LSMs' labels), else the shared one.
+var hostFiles = restrictFiles{
 	status:   "/proc/self/status",
 	selinux:  "/sys/fs/selinux/enforce",
 	apparmor: "/sys/module/apparmor/parameters/enabled",
-	label:    "/proc/self/attr/current",
+	label:    "/proc/self/attr/apparmor/current",
 	restrict: restrictSysctl,
 }
 
@@ -129,7 +133,7 @@ var hostFiles = struct{ status, selinux, apparmor, label, restrict string }{
 // process may not mount). Read afresh every time: nothing is cached. A
 // BPF LSM program refusing mounts is not detected: create then fails
 // with the mount's error.
-func mayRestrict(f struct{ status, selinux, apparmor, label, restrict string }) (bool, string) {
+func mayRestrict(f restrictFiles) (bool, string) {
 	if b, err := os.ReadFile(f.status); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
 			k, v, _ := strings.Cut(line, ":")
@@ -144,7 +148,10 @@ func mayRestrict(f struct{ status, selinux, apparmor, label, restrict string }) 
 	if b, _ := os.ReadFile(f.apparmor); strings.TrimSpace(string(b)) != "Y" {
 		return false, ""
 	}
-	b, _ := os.ReadFile(f.label)
+	b, err := os.ReadFile(f.label)
+	if err != nil {
+		b, _ = os.ReadFile(filepath.Join(filepath.Dir(filepath.Dir(f.label)), "current"))
+	}
 	label := strings.TrimSpace(strings.TrimRight(string(b), "\x00"))
 	r, _ := os.ReadFile(f.restrict)
 	restricted := strings.TrimSpace(string(r)) != "" && strings.TrimSpace(string(r)) != "0"

@@ -181,7 +181,7 @@ func TestMayRestrict(t *testing.T) {
 				}
 				return p
 			}
-			f := struct{ status, selinux, apparmor, label, restrict string }{
+			f := restrictFiles{
 				write("status", c.f.status), write("enforce", c.f.selinux), write("enabled", c.f.apparmor),
 				write("current", c.f.label), write("restrict", c.f.restrict),
 			}
