@@ -6,6 +6,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -108,6 +109,43 @@ func launchIsolated(o *Options, h *handle, early *specs.Spec, plan *nsPlan, c *C
 	}
 	l.iso = iso
 	return l, nil
+}
+
+// descendants lists the processes below pid (children, grandchildren, ...)
+// from /proc/PID/stat's ppid field. A process that was reparented (its
+// parent died) is no longer found: without a pid namespace or a cgroup,
+// nothing else tells the container's processes from the host's.
+func descendants(pid int) []int {
+	children := map[int][]int{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// comm (field 2) may hold spaces and parentheses: ppid is the
+		// second field after the last ')'.
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) < 2 {
+			continue
+		}
+		if ppid, err := strconv.Atoi(f[1]); err == nil {
+			children[ppid] = append(children[ppid], p)
+		}
+	}
+	var out []int
+	queue := children[pid]
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		out = append(out, p)
+		queue = append(queue, children[p]...)
+	}
+	return out
 }
 
 // restrictFiles are where mayRestrict looks.

@@ -2,10 +2,14 @@ package container
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -190,5 +194,36 @@ func TestMayRestrict(t *testing.T) {
 				t.Errorf("mayRestrict = %v, %q; want %v, %q", got, why, c.want, c.why)
 			}
 		})
+	}
+}
+
+// TestDescendants: the children and grandchildren of a process, not its
+// parent or siblings (what kill --all reaches without a pid namespace or a
+// cgroup).
+func TestDescendants(t *testing.T) {
+	c := exec.Command("/bin/sh", "-c", "sleep 30 & sh -c 'sleep 30 & wait' & wait")
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // killed as a group below
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { unix.Kill(-c.Process.Pid, unix.SIGKILL); c.Process.Kill(); c.Wait() }()
+	var got []int
+	for range 100 {
+		if got = descendants(c.Process.Pid); len(got) >= 3 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(got) != 3 || slices.Contains(got, os.Getpid()) || slices.Contains(got, c.Process.Pid) {
+		t.Fatalf("descendants of sh %d: %v, want its 3 (sleep, sh, sleep)", c.Process.Pid, got)
+	}
+	for _, p := range got {
+		comm, _ := os.ReadFile("/proc/" + strconv.Itoa(p) + "/comm")
+		if s := strings.TrimSpace(string(comm)); s != "sleep" && s != "sh" {
+			t.Errorf("descendant %d is %q", p, s)
+		}
+	}
+	if d := descendants(os.Getpid()); !slices.Contains(d, c.Process.Pid) {
+		t.Errorf("descendants of the test %v lack its child %d", d, c.Process.Pid)
 	}
 }

@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -137,6 +139,37 @@ func TestChdirOnlyScopesSignals(t *testing.T) {
 		if res.code != 0 || res.stdout != "refused\n" || !strings.Contains(res.stderr, "Operation not permitted") {
 			t.Errorf("kill -0 of an outside process from chdir-only isolation: %v, want refused with EPERM", res)
 		}
+	})
+}
+
+// TestChdirOnlyKillAll: without a pid namespace, kill --all reaches the
+// container's processes and not another process of the same user.
+func TestChdirOnlyKillAll(t *testing.T) {
+	testutil.Requires(t, "landlock>=1")
+	forEachUser(t, func(t *testing.T, r *rt) {
+		victim := testutil.RunAs(t, r.user, nil, "sleep", "60")
+		if err := victim.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { victim.Process.Kill(); victim.Wait() }()
+		b := r.bundle(func(s *specs.Spec) { s.Process.Args = []string{"/bin/sh", "-c", "sleep 60 & sleep 60 & wait"} })
+		if res := r.via("/", "run", "--detach", "--bundle", b, "killall"); res.code != 0 {
+			t.Fatalf("run --detach under the restriction: %v", res)
+		}
+		r.ok("kill", "--all", "killall", "TERM")
+		for range 100 {
+			if stateOf(t, r, "killall")["status"] == "stopped" {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if st := stateOf(t, r, "killall")["status"]; st != "stopped" {
+			t.Errorf("after kill --all TERM the container is %v", st)
+		}
+		if err := victim.Process.Signal(syscall.Signal(0)); err != nil {
+			t.Errorf("kill --all of a chdir-only container reached the outside process %d: %v", victim.Process.Pid, err)
+		}
+		r.ok("delete", "killall")
 	})
 }
 
