@@ -3,6 +3,8 @@ package integration
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -140,6 +142,50 @@ func TestChdirOnlyScopesSignals(t *testing.T) {
 			t.Errorf("kill -0 of an outside process from chdir-only isolation: %v, want refused with EPERM", res)
 		}
 	})
+}
+
+// TestChdirOnlyScopesAbstractSockets: an abstract unix socket of the host
+// (the container shares its network namespace) cannot be connected to
+// from the container (Landlock ABI 6 scoping); the same connect works
+// outside zviz.
+func TestChdirOnlyScopesAbstractSockets(t *testing.T) {
+	testutil.Requires(t, "landlock>=6")
+	forEachUser(t, func(t *testing.T, r *rt) {
+		name := fmt.Sprintf("zviz-test-%d-%s", os.Getpid(), r.user)
+		ln, err := net.Listen("unix", "@"+name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+		out, err := testutil.RunAs(t, r.user, nil, testutil.BuildProbe(t), "try", "connect-abstract:"+name).Output()
+		if e := tryErrno(t, out); err != nil || e != "OK" {
+			t.Fatalf("control: connect to @%s outside zviz: %v %q", name, err, e)
+		}
+		b := r.bundle(func(s *specs.Spec) { s.Process.Args = []string{"/probe", "try", "connect-abstract:" + name} })
+		res := r.via("/", "run", "--bundle", b, "abstract")
+		if e := tryErrno(t, []byte(res.stdout)); res.code != 0 || e != "EPERM" {
+			t.Errorf("connect to the host's @%s from chdir-only isolation: %q (%v), want EPERM from Landlock", name, e, res)
+		}
+	})
+}
+
+func tryErrno(t *testing.T, out []byte) string {
+	t.Helper()
+	var rep struct{ Results []struct{ Errno string } }
+	testutil.DecodeJSON(t, out, &rep)
+	if len(rep.Results) != 1 {
+		t.Fatalf("probe try: %s", out)
+	}
+	return rep.Results[0].Errno
 }
 
 // TestChdirOnlyKillAll: without a pid namespace, kill --all reaches the
