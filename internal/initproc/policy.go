@@ -18,7 +18,7 @@ func applyLandlock(r *wire.LandlockRules) error {
 		return nil
 	}
 	rules := &landlock.Rules{
-		ReadExec: r.ReadExec, ReadOnly: r.ReadOnly, Writable: r.Writable,
+		ReadExec: r.ReadExec, ReadOnly: r.ReadOnly, ListOnly: r.ListOnly, Writable: r.Writable,
 		RestrictNetwork: r.RestrictNetwork, TCPBind: r.TCPBind, TCPConnect: r.TCPConnect,
 		Scope: r.Scope,
 	}
