@@ -42,6 +42,12 @@ func zvizIn(t *testing.T, v *VM) string {
 // bundle's guest path.
 func guestBundle(t *testing.T, v *VM, name, script string, edit func(s *specs.Spec)) string {
 	t.Helper()
+	return guestBundleFor(t, v, TestUser, name, script, edit)
+}
+
+// guestBundleFor is guestBundle for user (TestUser or root).
+func guestBundleFor(t *testing.T, v *VM, user, name, script string, edit func(s *specs.Spec)) string {
+	t.Helper()
 	guestShared := fmt.Sprintf("%s/bundle-%s-%d", GuestShare, name, time.Now().UnixNano())
 	host, err := v.HostPath(guestShared)
 	if err != nil {
@@ -51,7 +57,7 @@ func guestBundle(t *testing.T, v *VM, name, script string, edit func(s *specs.Sp
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(host) })
-	s := testutil.DefaultSpec(true, 1000, 1000)
+	s := testutil.DefaultSpec(user != "root", 1000, 1000)
 	s.Process.Args = []string{"sh", "-c", script}
 	if edit != nil {
 		edit(s)
@@ -61,10 +67,10 @@ func guestBundle(t *testing.T, v *VM, name, script string, edit func(s *specs.Sp
 		t.Fatal(err)
 	}
 	dst := "$HOME/" + filepath.Base(guestShared)
-	v.MustRun(t, TestUser, "cp -a "+guestShared+" "+dst+" && echo "+dst)
-	home := strings.TrimSpace(v.MustRun(t, TestUser, "echo $HOME"))
+	v.MustRun(t, user, "cp -a "+guestShared+" "+dst+" && echo "+dst)
+	home := strings.TrimSpace(v.MustRun(t, user, "echo $HOME"))
 	path := home + "/" + filepath.Base(guestShared)
-	t.Cleanup(func() { v.Run(TestUser, "rm -rf "+path) })
+	t.Cleanup(func() { v.Run(user, "rm -rf "+path) })
 	return path
 }
 
@@ -240,4 +246,34 @@ func TestVMZvizRefusedLimitLeavesNothing(t *testing.T) {
 	if out, _, _ := v.Run(TestUser, "find /sys/fs/cgroup -name 'zviz-"+id+"*'"); strings.TrimSpace(out) != "" {
 		t.Errorf("cgroup left behind: %s", out)
 	}
+}
+
+// Root without --systemd-cgroup gets a cgroupfs cgroup below its own, which
+// over ssh is a login session's scope holding processes: zviz must not
+// enable controllers there (the child would be an invalid domain no
+// process can join), and the container still runs, pauses and is removed.
+func TestVMZvizRootCgroupfsInSession(t *testing.T) {
+	v := bookworm(t)
+	zviz := zvizIn(t, v)
+	b := guestBundleFor(t, v, "root", "rootcg", "sleep 600", nil)
+	id := fmt.Sprintf("rootcg-%d", time.Now().UnixNano())
+	log := "/root/" + id + ".log"
+	v.MustRun(t, "root", fmt.Sprintf("%s run --detach --bundle %s %s </dev/null >%s 2>&1; rc=$?; cat %s; rm -f %s; exit $rc",
+		zviz, b, id, log, log, log))
+	defer v.Run("root", zviz+" delete --force "+id)
+	var st guestState
+	if err := json.Unmarshal([]byte(v.MustRun(t, "root", zviz+" state "+id)), &st); err != nil {
+		t.Fatal(err)
+	}
+	own := strings.TrimPrefix(strings.TrimSpace(v.MustRun(t, "root", "cat /proc/self/cgroup")), "0::")
+	if st.Cgroup.Manager != "cgroupfs" || !strings.HasSuffix(st.Cgroup.Path, "/zviz-"+id) {
+		t.Fatalf("root's cgroup: %+v, want cgroupfs zviz-%s (own cgroup %s)", st.Cgroup, id, own)
+	}
+	v.MustRun(t, "root", zviz+" pause "+id)
+	v.MustRun(t, "root", zviz+" resume "+id)
+	v.MustRun(t, "root", zviz+" delete --force "+id)
+	if _, _, code := v.Run("root", "test -e "+st.Cgroup.Path); code == 0 {
+		t.Errorf("%s still exists after delete", st.Cgroup.Path)
+	}
+	t.Logf("root's container in %s (below the session's %s)", st.Cgroup.Path, own)
 }
