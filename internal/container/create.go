@@ -89,20 +89,21 @@ func create(o *Options, c *CreateOptions, foreground bool) (cr *created, err err
 	if err != nil {
 		return nil, err
 	}
-	var dl *denialLog
-	if o.LogDenials {
-		if dl, err = newDenialLog(); err != nil {
-			return nil, err
-		}
-		// The init's end is the init's; ours goes to the logger (this
-		// process's goroutine keeps it, a spawned logger has its own copy).
-		defer dl.init.Close()
-		defer func() {
-			if err != nil || !foreground {
-				dl.ours.Close()
-			}
-		}()
+	// Whether the program will have a listener (--log-denials, or the
+	// profile's network broker) is known only once the policy is decided,
+	// after the init has started: the socket is made for every container.
+	dl, err := newDenialLog()
+	if err != nil {
+		return nil, err
 	}
+	// The init's end is the init's; ours goes to the logger (this
+	// process's goroutine keeps it, a spawned logger has its own copy).
+	defer dl.init.Close()
+	defer func() {
+		if err != nil || !foreground || dl.plan == nil {
+			dl.close()
+		}
+	}()
 	h, err := o.store().newContainer(c.ID)
 	if err != nil {
 		return nil, err
@@ -123,6 +124,9 @@ func create(o *Options, c *CreateOptions, foreground bool) (cr *created, err err
 		return nil, err
 	}
 	defer l.conn.Close()
+	if err := dl.watch(l.cmd.Process.Pid); err != nil {
+		return nil, err
+	}
 	s, err := fullSpec(c, bundle, data)
 	if err != nil {
 		return nil, err
@@ -151,12 +155,12 @@ func create(o *Options, c *CreateOptions, foreground bool) (cr *created, err err
 	if err := finishCreate(h, rec, cr, c); err != nil {
 		return nil, err
 	}
-	if dl != nil {
+	if dl.plan != nil {
 		// The init sends the filter's listener right before it execs the
 		// process, after start: the logger must be waiting by then.
 		if foreground {
 			cr.waitLog = dl.runLogger(os.Stderr)
-		} else if err := dl.spawnLogger(); err != nil {
+		} else if err := dl.spawnLogger(c.ID); err != nil {
 			return nil, err
 		}
 	}
@@ -172,8 +176,8 @@ func applyPolicy(o *Options, h *handle, rec *record, l *launched, dl *denialLog)
 		return nil, err
 	}
 	o.debugf("policy decided (profile %s, %d seccomp programs)", policy.Profile, len(policy.Seccomp))
-	if dl != nil {
-		dl.table = denials
+	if denials != nil {
+		dl.plan = denials
 		policy.DenialFD = l.denialFD
 	}
 	rec.Warnings, rec.Profile = append(layerWarnings(s), policyWarnings...), policy.Profile

@@ -34,7 +34,7 @@ const ProfileAnnotation = "run.zviz.profile"
 // Landlock rules derived from the rootfs and the mounts. It edits s to the
 // capabilities and flags the init will apply, and returns what the init
 // needs plus the warnings for every layer weaker than asked.
-func decidePolicy(o *Options, s *specs.Spec) (*wire.Policy, *seccomp.DenialTable, []string, error) {
+func decidePolicy(o *Options, s *specs.Spec) (*wire.Policy, *listenerPlan, []string, error) {
 	ref := o.Profile
 	if ref == "" {
 		ref = s.Annotations[ProfileAnnotation]
@@ -46,8 +46,9 @@ func decidePolicy(o *Options, s *specs.Spec) (*wire.Policy, *seccomp.DenialTable
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if prog.Notify && !o.LogDenials {
-		return nil, nil, nil, fmt.Errorf("profile %s: broker rules need the broker, which this zviz build does not have", p.Name)
+	bc := networkBroker(p, s, o.LogDenials)
+	if prog.Notify && !o.LogDenials && bc == nil {
+		return nil, nil, nil, fmt.Errorf("profile %s: broker rules without network.allow: this zviz build brokers only the network calls of an egress allow-list", p.Name)
 	}
 	if err := checkRequired(p); err != nil {
 		return nil, nil, nil, err
@@ -75,22 +76,35 @@ func decidePolicy(o *Options, s *specs.Spec) (*wire.Policy, *seccomp.DenialTable
 	if w := networkWarning(p, s); w != "" {
 		warnings = append(warnings, w)
 	}
-	return pol, prog.Denials, warnings, nil
+	var lp *listenerPlan
+	if prog.Notify {
+		lp = &listenerPlan{Table: prog.Denials, Broker: bc}
+	}
+	return pol, lp, warnings, nil
 }
 
 // profileProgram loads and compiles the profile; with logDenials, the
 // variant whose refusals go to a listener that logs them (the syscall
 // lists are needed then for its answer table, so the resolved-profile
 // cache is not used).
+//
+// A profile with an egress allow-list is compiled with its network calls
+// brokered (seccomp.Profile.WithNetworkBroker); the program carries the
+// answer table the broker's listener needs, so that path is not cached
+// as a resolved profile either.
 func profileProgram(ref, root string, logDenials bool) (*seccomp.Profile, *seccomp.Program, error) {
 	if !logDenials {
-		return loadProfile(ref, runtime.GOARCH, cacheDir(root))
+		p, prog, err := loadProfile(ref, runtime.GOARCH, cacheDir(root))
+		if err != nil || !p.NeedsNetworkBroker() {
+			return p, prog, err
+		}
 	}
 	p, err := seccomp.Load(ref)
 	if err != nil {
 		return nil, nil, err
 	}
-	prog, err := seccomp.CompileCachedWith(p, runtime.GOARCH, cacheDir(root), seccomp.CompileOptions{LogDenials: true})
+	p = p.WithNetworkBroker()
+	prog, err := seccomp.CompileCachedWith(p, runtime.GOARCH, cacheDir(root), seccomp.CompileOptions{LogDenials: logDenials})
 	if err != nil {
 		return nil, nil, fmt.Errorf("compile seccomp profile %s: %w", p.Name, err)
 	}
@@ -273,10 +287,10 @@ func landlockRules(s *specs.Spec, p *seccomp.Profile) *wire.LandlockRules {
 	slices.Sort(r.Writable)
 	r.Writable = slices.Compact(r.Writable)
 	// A profile whose egress allow-list names ports restricts TCP connect
-	// to them with Landlock too (ABI 4+), a second layer under the broker's
-	// address checks.
+	// (never bind: servers listen on any port) to them with Landlock too
+	// (ABI 4+), a second layer under the broker's address checks.
 	if ports, ok := allowPorts(p.Network.Allow); ok {
-		r.RestrictNetwork, r.TCPConnect = true, ports
+		r.RestrictConnect, r.TCPConnect = true, ports
 	}
 	return r
 }
@@ -404,7 +418,7 @@ func landlockWarnings(r *wire.LandlockRules) ([]string, error) {
 func landlockRulesOf(r *wire.LandlockRules) *landlock.Rules {
 	return &landlock.Rules{
 		ReadExec: r.ReadExec, ReadOnly: r.ReadOnly, Writable: r.Writable,
-		RestrictNetwork: r.RestrictNetwork, TCPBind: r.TCPBind, TCPConnect: r.TCPConnect,
+		RestrictNetwork: r.RestrictNetwork, RestrictConnect: r.RestrictConnect, TCPBind: r.TCPBind, TCPConnect: r.TCPConnect,
 		Scope: r.Scope,
 	}
 }

@@ -2,6 +2,7 @@ package initproc
 
 import (
 	"fmt"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 
@@ -19,7 +20,7 @@ func applyLandlock(r *wire.LandlockRules) error {
 	}
 	rules := &landlock.Rules{
 		ReadExec: r.ReadExec, ReadOnly: r.ReadOnly, Writable: r.Writable,
-		RestrictNetwork: r.RestrictNetwork, TCPBind: r.TCPBind, TCPConnect: r.TCPConnect,
+		RestrictNetwork: r.RestrictNetwork, RestrictConnect: r.RestrictConnect, TCPBind: r.TCPBind, TCPConnect: r.TCPConnect,
 		Scope: r.Scope,
 	}
 	if _, err := landlock.Apply(rules, r.Required); err != nil {
@@ -50,18 +51,24 @@ func installSeccomp(progs []wire.BPF, denialFD int) error {
 	return nil
 }
 
-// handOver sends the filter's listener to the denial logger and closes
-// every copy here: a process of the container holding it could answer its
-// own calls. Only allowed syscalls run between Install and this (sendmsg,
-// close), or the init would wait on a listener only it holds.
+// handOver announces the filter's listener to the denial logger, which
+// takes it with pidfd_getfd(2) and answers; then every copy here is
+// closed: a process of the container holding it could answer its own
+// calls. Not SCM_RIGHTS: sendmsg may be a brokered call now, waiting on
+// the listener only we hold (see internal/container/denials.go). Only
+// plain calls run between Install and exec (write, read, close).
 func handOver(listener, denialFD int) error {
 	defer unix.Close(listener)
 	if denialFD <= 0 {
 		return fmt.Errorf("seccomp listener: no denial logger to hand it to")
 	}
 	defer unix.Close(denialFD)
-	if err := unix.Sendmsg(denialFD, []byte("listener"), unix.UnixRights(listener), nil, 0); err != nil {
-		return fmt.Errorf("send seccomp listener to the denial logger: %w", err)
+	if _, err := unix.Write(denialFD, []byte(wire.ListenerPrefix+strconv.Itoa(listener))); err != nil {
+		return fmt.Errorf("announce seccomp listener to the denial logger: %w", err)
+	}
+	buf := make([]byte, 8)
+	if n, err := unix.Read(denialFD, buf); err != nil || n == 0 {
+		return fmt.Errorf("seccomp listener: the denial logger did not take it (%v)", err)
 	}
 	return nil
 }

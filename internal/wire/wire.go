@@ -34,8 +34,9 @@
 //	                                           hooks: startContainer, Landlock,
 //	                                           no_new_privs, user and
 //	                                           capabilities, seccomp (last;
-//	                                           with --log-denials its listener
-//	                                           goes to the logger), execve
+//	                                           with --log-denials or a broker
+//	                                           its listener is announced on
+//	                                           DenialFD and taken), execve
 //
 // At any step the init may answer Error{message} instead and exit; the
 // message is the root cause and survives unchanged to the parent's last
@@ -330,7 +331,9 @@ type Policy struct {
 	Landlock *LandlockRules `json:"landlock,omitempty"`
 	Seccomp  []BPF          `json:"seccomp,omitempty"`
 	// DenialFD is the init's end of the socket to the denial logger; the
-	// listener of a Notify program goes there right before execve.
+	// listener of a Notify program is announced there right before execve
+	// (ListenerPrefix and its number; the logger takes it with
+	// pidfd_getfd and answers).
 	DenialFD int `json:"denialFD,omitempty"`
 }
 
@@ -341,6 +344,7 @@ type LandlockRules struct {
 	ReadOnly        []string `json:"readOnly,omitempty"`
 	Writable        []string `json:"writable,omitempty"`
 	RestrictNetwork bool     `json:"restrictNetwork,omitempty"`
+	RestrictConnect bool     `json:"restrictConnect,omitempty"`
 	TCPBind         []uint16 `json:"tcpBind,omitempty"`
 	TCPConnect      []uint16 `json:"tcpConnect,omitempty"`
 	Scope           bool     `json:"scope,omitempty"`
@@ -353,8 +357,8 @@ type BPF struct {
 	Arch    string `json:"arch"`
 	Program []byte `json:"program"`
 	Flags   uint   `json:"flags,omitempty"` // SECCOMP_FILTER_FLAG_* to install with
-	// Notify: install with a listener and send its descriptor over the
-	// policy's DenialFD (the log-denials variant).
+	// Notify: install with a listener and announce it on the policy's
+	// DenialFD (the log-denials variant, or a profile with a broker).
 	Notify bool `json:"notify,omitempty"`
 }
 
@@ -406,3 +410,7 @@ func (is *InitSpec) Spec() *specs.Spec {
 	}
 	return s
 }
+
+// ListenerPrefix starts the init's announcement of its seccomp listener
+// on Policy.DenialFD: "listener N", N the descriptor number in the init.
+const ListenerPrefix = "listener "
