@@ -180,6 +180,9 @@ func applyPolicy(o *Options, h *handle, rec *record, l *launched, dl *denialLog)
 		dl.plan = denials
 		policy.DenialFD = l.denialFD
 	}
+	if err := provisionDNS(h.dir, s, rec.Rootfs, policy, denials); err != nil {
+		return nil, err
+	}
 	rec.Warnings, rec.Profile = append(layerWarnings(s), policyWarnings...), policy.Profile
 	for _, w := range rec.Warnings {
 		o.warnf("%s", w)

@@ -99,7 +99,8 @@ func serve(sock, pidfd *os.File, plan *listenerPlan, w io.Writer) error {
 	if n == 0 {
 		return nil // the init went away before start
 	}
-	num, ok := strings.CutPrefix(string(buf[:n]), wire.ListenerPrefix)
+	nums, ok := strings.CutPrefix(string(buf[:n]), wire.ListenerPrefix)
+	num, dns, withDNS := strings.Cut(nums, wire.DNSPrefix)
 	target, err := strconv.Atoi(num)
 	if !ok || err != nil {
 		return fmt.Errorf("denial log: bad announcement %q", buf[:n])
@@ -109,6 +110,20 @@ func serve(sock, pidfd *os.File, plan *listenerPlan, w io.Writer) error {
 		return fmt.Errorf("denial log: pidfd_getfd of the init's listener %d: %w", target, err)
 	}
 	defer unix.Close(lfd)
+	if withDNS {
+		// The resolver is up before the init may exec: the answer below
+		// releases it.
+		fd, err := strconv.Atoi(dns)
+		if err == nil {
+			fd, err = unix.PidfdGetfd(int(pidfd.Fd()), fd, 0)
+		}
+		if err != nil {
+			return fmt.Errorf("denial log: take the resolver socket %q: %w", dns, err)
+		}
+		if err := plan.serveDNS(fd, w); err != nil {
+			return err
+		}
+	}
 	if _, err := unix.Write(int(sock.Fd()), []byte("ok")); err != nil {
 		return fmt.Errorf("denial log: answer the init: %w", err)
 	}

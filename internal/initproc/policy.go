@@ -2,6 +2,7 @@ package initproc
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -32,7 +33,10 @@ func applyLandlock(r *wire.LandlockRules) error {
 // installSeccomp installs each compiled program on this thread; the kernel
 // enforces all of them (the strictest action wins), so the config's own
 // filter and zviz's profile both apply.
-func installSeccomp(progs []wire.BPF, denialFD int) error {
+func installSeccomp(progs []wire.BPF, denialFD, dns int) error {
+	if dns >= 0 {
+		defer unix.Close(dns)
+	}
 	for _, p := range progs {
 		flags := p.Flags
 		if p.Notify {
@@ -43,7 +47,7 @@ func installSeccomp(progs []wire.BPF, denialFD int) error {
 			return fmt.Errorf("install seccomp filter %s: %w", p.Name, err)
 		}
 		if listener >= 0 {
-			if err := handOver(listener, denialFD); err != nil {
+			if err := handOver(listener, denialFD, dns); err != nil {
 				return err
 			}
 		}
@@ -57,13 +61,17 @@ func installSeccomp(progs []wire.BPF, denialFD int) error {
 // calls. Not SCM_RIGHTS: sendmsg may be a brokered call now, waiting on
 // the listener only we hold (see internal/container/denials.go). Only
 // plain calls run between Install and exec (write, read, close).
-func handOver(listener, denialFD int) error {
+func handOver(listener, denialFD, dns int) error {
 	defer unix.Close(listener)
 	if denialFD <= 0 {
 		return fmt.Errorf("seccomp listener: no denial logger to hand it to")
 	}
 	defer unix.Close(denialFD)
-	if _, err := unix.Write(denialFD, []byte(wire.ListenerPrefix+strconv.Itoa(listener))); err != nil {
+	msg := wire.ListenerPrefix + strconv.Itoa(listener)
+	if dns >= 0 {
+		msg += wire.DNSPrefix + strconv.Itoa(dns)
+	}
+	if _, err := unix.Write(denialFD, []byte(msg)); err != nil {
 		return fmt.Errorf("announce seccomp listener to the denial logger: %w", err)
 	}
 	buf := make([]byte, 8)
@@ -71,4 +79,25 @@ func handOver(listener, denialFD int) error {
 		return fmt.Errorf("seccomp listener: the denial logger did not take it (%v)", err)
 	}
 	return nil
+}
+
+// openDNS binds the UDP socket of the broker's resolver at addr
+// ("IP:PORT") in the container's network namespace; -1 when addr is "".
+func openDNS(addr string) (int, error) {
+	if addr == "" {
+		return -1, nil
+	}
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil || !ap.Addr().Is4() {
+		return -1, fmt.Errorf("resolver address %q: want IPv4:PORT", addr)
+	}
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("resolver socket: %w", err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("bind resolver socket %s: %w", addr, err)
+	}
+	return fd, nil
 }

@@ -335,6 +335,11 @@ type Policy struct {
 	// (ListenerPrefix and its number; the logger takes it with
 	// pidfd_getfd and answers).
 	DenialFD int `json:"denialFD,omitempty"`
+	// DNS is where the init binds a UDP socket, in the container's network
+	// namespace and before it drops its privileges, for the broker's
+	// resolver (network.allow_domains); announced with the listener
+	// (DNSPrefix) and taken the same way. "" for none.
+	DNS string `json:"dns,omitempty"`
 }
 
 // LandlockRules mirror the landlock package's Rules (paths as seen after
@@ -414,3 +419,7 @@ func (is *InitSpec) Spec() *specs.Spec {
 // ListenerPrefix starts the init's announcement of its seccomp listener
 // on Policy.DenialFD: "listener N", N the descriptor number in the init.
 const ListenerPrefix = "listener "
+
+// DNSPrefix follows the listener's number when the init also holds the
+// resolver's socket (Policy.DNS): "listener N dns M".
+const DNSPrefix = " dns "

@@ -2,6 +2,8 @@ package integration
 
 import (
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/net/dns/dnsmessage"
 	"golang.org/x/sys/unix"
 
 	"github.com/zviz/zviz/tests/probe/report"
@@ -260,4 +263,95 @@ func procWithCmdline(prefix string) int {
 		}
 	}
 	return 0
+}
+
+// TestBrokerDomains: network.allow_domains through the system resolver.
+// The bundle's resolv.conf names a resolver the test runs on the host
+// (127.0.0.77:53, no outside network); zviz points the container's
+// resolv.conf at its broker, which forwards admitted names there and
+// admits the answered addresses. An address is reachable only once its
+// name was resolved; other names are refused at the resolver and their
+// addresses at connect.
+func TestBrokerDomains(t *testing.T) {
+	stopDNS := fakeResolver(t, "127.0.0.77:53", map[string]string{
+		"allowed.test.": "10.0.0.1", "a.wild.test.": "10.0.0.3", "other.test.": "10.0.0.2", "wild.test.": "10.0.0.2"})
+	defer stopDNS()
+	forEachUser(t, func(t *testing.T, r *rt) {
+		prof := filepath.Join(hostTempDir(t, r.user), "domains.yaml")
+		body := "extends: default\nnetwork:\n  mode: nat\n  allow_domains: [allowed.test, \"*.wild.test\"]\n"
+		if err := os.WriteFile(prof, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		b := r.shBundle("/probe try serve:10.0.0.1:8080 serve:10.0.0.2:8080 serve:10.0.0.3:8080 "+
+			"connect:10.0.0.3:8080 dial:allowed.test:8080 resolve:a.wild.test connect:10.0.0.3:8080 "+
+			"resolve:other.test resolve:wild.test connect:10.0.0.2:8080 count:10.0.0.2:8080; cat /etc/resolv.conf", func(s *specs.Spec) {
+			s.Hooks = &specs.Hooks{CreateContainer: []specs.Hook{{Path: "/bin/busybox",
+				Args: []string{"busybox", "sh", "-c", brokerAddrs + " && ip addr add 10.0.0.3/32 dev lo"}}}}
+		})
+		if err := os.WriteFile(filepath.Join(b, "rootfs", "etc", "resolv.conf"), []byte("nameserver 127.0.0.77\noptions timeout:2\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		res := r.ok("--verbose", "--profile", prof, "run", "--bundle", b, "domains-"+randID())
+		got := tries(t, res.stdout)
+		wantTry(t, got, "dial:allowed.test:8080", "OK", "peer", "10.0.0.1:8080")
+		wantTry(t, got, "resolve:a.wild.test", "OK", "addrs", "10.0.0.3")
+		// 10.0.0.3 before and after a.wild.test was answered.
+		if r := got["connect:10.0.0.3:8080"]; r.Errno != "OK" {
+			t.Errorf("connect to 10.0.0.3 after resolving a.wild.test: %s", r.Errno)
+		}
+		if !strings.Contains(res.stderr, "zviz: broker: connect 10.0.0.3:8080 refused") ||
+			!strings.Contains(res.stderr, "zviz: broker: connect 10.0.0.3:8080 allowed (domain a.wild.test)") {
+			t.Errorf("want 10.0.0.3 refused before and allowed after its name was resolved:\n%s", res.stderr)
+		}
+		wantTry(t, got, "resolve:other.test", "ENOENT")
+		wantTry(t, got, "resolve:wild.test", "ENOENT")
+		wantTry(t, got, "connect:10.0.0.2:8080", "EACCES")
+		wantTry(t, got, "count:10.0.0.2:8080", "OK", "count", "0")
+		for _, line := range []string{"zviz: broker: dns other.test refused (REFUSED: not in network.allow_domains)",
+			"zviz: broker: dns allowed.test answered (1 addresses admitted)", "nameserver 127.0.0.53", "options timeout:2"} {
+			if !strings.Contains(res.stderr+res.stdout, line) {
+				t.Errorf("output lacks %q:\n%s\n%s", line, res.stdout, res.stderr)
+			}
+		}
+	})
+}
+
+// fakeResolver answers A queries for names on addr (UDP) until stopped.
+func fakeResolver(t *testing.T, addr string, names map[string]string) func() {
+	t.Helper()
+	testutil.Requires(t, "root")
+	conn, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		t.Fatalf("test resolver on %s: %v", addr, err)
+	}
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := conn.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			var p dnsmessage.Parser
+			h, err := p.Start(buf[:n])
+			if err != nil {
+				continue
+			}
+			q, err := p.Question()
+			if err != nil {
+				continue
+			}
+			rb := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true})
+			_ = rb.StartQuestions()
+			_ = rb.Question(q)
+			_ = rb.StartAnswers()
+			if a, ok := names[q.Name.String()]; ok && q.Type == dnsmessage.TypeA {
+				_ = rb.AResource(dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 60},
+					dnsmessage.AResource{A: netip.MustParseAddr(a).As4()})
+			}
+			if out, err := rb.Finish(); err == nil {
+				_, _ = conn.WriteTo(out, from)
+			}
+		}
+	}()
+	return func() { conn.Close() }
 }

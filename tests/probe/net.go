@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"net"
 	"net/netip"
 	"runtime"
 	"strconv"
@@ -36,12 +37,16 @@ import (
 //	race:OK/BAD/SECS    threads flip one sockaddr between OK and BAD while
 //	                    others connect through it; fields ok, refused, other
 //	many:ADDR/N         N connects at once; fields ok=N
+//	resolve:NAME        the system resolver (/etc/resolv.conf): fields
+//	                    addrs; ENOENT when the name does not resolve
+//	dial:NAME:PORT      resolve NAME and connect to it over TCP
 func init() {
 	for name, f := range map[string]tryFunc{
 		"serve": tryServe, "serve-udp": tryServeUDP, "serve-unix": tryServeUnix, "count": tryCount,
 		"connect": tryConnect, "connect-nb": tryConnectNB, "connect-unix": tryConnectUnix,
 		"sendto-udp": trySendtoUDP, "sendmsg-udp": trySendmsgUDP, "sendmmsg-udp": trySendmmsgUDP,
 		"send-connected": trySendConnected, "race": tryRace, "many": tryMany,
+		"resolve": tryResolve, "dial": tryDial,
 	} {
 		tries[name] = f
 	}
@@ -395,4 +400,28 @@ func tryMany(arg string, f fields) error {
 		f["errors"] = strings.Join(names, ",")
 	}
 	return nil
+}
+
+func tryResolve(name string, f fields) error {
+	addrs, err := net.LookupHost(name)
+	if err != nil {
+		f["error"] = err.Error()
+		return unix.ENOENT
+	}
+	f["addrs"] = strings.Join(addrs, ",")
+	return nil
+}
+
+func tryDial(arg string, f fields) error {
+	c, err := net.DialTimeout("tcp", arg, 5*time.Second)
+	if err != nil {
+		f["error"] = err.Error()
+		var errno unix.Errno
+		if errors.As(err, &errno) {
+			return errno
+		}
+		return unix.ENOENT
+	}
+	f["peer"] = c.RemoteAddr().String()
+	return c.Close()
 }
