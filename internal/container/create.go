@@ -54,6 +54,9 @@ type CreateOptions struct {
 	NoNewKeyring  bool
 	// Spec, when set, is used instead of Bundle/config.json (zviz sandbox).
 	Spec *specs.Spec
+	// Network is --network (netmode.go); Publish the -p forwards.
+	Network string
+	Publish []string
 }
 
 // created is a container whose init is parked on the exec fifo.
@@ -64,6 +67,7 @@ type created struct {
 	rec    *record // as saved: run starts and deletes without reading it back
 	// waitLog waits for the foreground denial log, when there is one.
 	waitLog func()
+	net     *userNet // user-mode network of a foreground run
 }
 
 // Create builds the container and leaves its init parked before the user's
@@ -83,6 +87,9 @@ func Create(o *Options, c *CreateOptions) error {
 func create(o *Options, c *CreateOptions, foreground bool) (cr *created, err error) {
 	bundle, data, early, err := readConfig(c)
 	if err != nil {
+		return nil, err
+	}
+	if err := applyNetworkFlag(c, early); err != nil {
 		return nil, err
 	}
 	plan, err := planNamespaces(early)
@@ -131,6 +138,9 @@ func create(o *Options, c *CreateOptions, foreground bool) (cr *created, err err
 	if err != nil {
 		return nil, err
 	}
+	if err := applyNetworkFlag(c, s); err != nil {
+		return nil, err
+	}
 	if s.Process.Terminal && c.ConsoleSocket == "" && !foreground {
 		return nil, errors.New("process.terminal is true: --console-socket is required")
 	}
@@ -148,9 +158,18 @@ func create(o *Options, c *CreateOptions, foreground bool) (cr *created, err err
 	if err != nil {
 		return nil, err
 	}
-	if cr, err = l.bootstrap(o, rec, plan, c, policy, <-mapped); err != nil {
+	m := <-mapped
+	var unet *userNet
+	if m.err == nil {
+		if unet, err = startNetwork(o, c, h.dir, s, plan, rec.Pid, foreground, policy.DNS != ""); err != nil {
+			return nil, err
+		}
+		undo.add(unet.stop)
+	}
+	if cr, err = l.bootstrap(o, rec, plan, c, policy, m); err != nil {
 		return nil, err
 	}
+	cr.net = unet
 	o.debugf("init ready")
 	if err := finishCreate(h, rec, cr, c); err != nil {
 		return nil, err

@@ -296,20 +296,22 @@ func landlockRules(s *specs.Spec, p *seccomp.Profile) *wire.LandlockRules {
 }
 
 // networkWarning announces that the profile's network mode is not what
-// the container gets: this build uses the config's network namespace as
-// given (user-mode networking and egress allow-lists come with the broker).
+// the container gets. The config's network namespace is used as given
+// (podman's; --network edits it before this); mode nat on a new one is
+// user-mode networking (netmode.go), which warns itself when it cannot be
+// had.
 func networkWarning(p *seccomp.Profile, s *specs.Spec) string {
 	own := false
 	for _, ns := range s.Linux.Namespaces {
-		own = own || ns.Type == specs.NetworkNamespace && ns.Path == ""
+		own = own || ns.Type == specs.NetworkNamespace
 	}
 	switch mode := p.Network.Mode; {
 	case mode == "none" && !own:
-		return fmt.Sprintf("profile %s: network mode none, but the config shares or joins a network namespace, which is used as given", p.Name)
+		return fmt.Sprintf("profile %s: network mode none, but the config shares the host's network namespace, which is used as given", p.Name)
 	case mode == "host" && own:
 		return fmt.Sprintf("profile %s: network mode host, but the config asks for a network namespace of its own, which is used", p.Name)
-	case mode != "none" && mode != "host" && mode != "":
-		return fmt.Sprintf("profile %s: network mode %s is not implemented by this zviz build: the config's network namespace is used as given", p.Name, mode)
+	case mode == "nat" && !own:
+		return fmt.Sprintf("profile %s: network mode nat, but the config shares the host's network namespace, which is used as given", p.Name)
 	}
 	return ""
 }

@@ -37,12 +37,14 @@ func Run(o *Options, c *CreateOptions, detach bool) (int, error) {
 	var relay *relay
 	if cr.master != nil {
 		if relay, err = startRelay(cr.master); err != nil {
+			cr.net.stop()
 			_ = finish(o, cr, true)
 			return 1, err
 		}
 		defer relay.restore()
 	}
 	if err := startCreated(o, cr); err != nil {
+		cr.net.stop()
 		_ = finish(o, cr, true)
 		return 1, err
 	}
@@ -55,6 +57,7 @@ func Run(o *Options, c *CreateOptions, detach bool) (int, error) {
 	if cr.waitLog != nil {
 		cr.waitLog()
 	}
+	cr.net.stop()
 	err = finish(o, cr, true)
 	o.debugf("deleted")
 	return code, err

@@ -26,7 +26,10 @@ import (
 // not. They are not loopback addresses, so every call to them goes
 // through the broker, and no packet leaves the namespace: the listeners
 // are the probe's own, in the same container.
+// (No duplicate address detection: a tentative IPv6 address cannot be
+// bound for about a second.)
 const brokerAddrs = "ip addr add 10.0.0.1/32 dev lo && ip addr add 10.0.0.2/32 dev lo && " +
+	"echo 0 >/proc/sys/net/ipv6/conf/lo/accept_dad && " +
 	"ip -6 addr add fd00::1/128 dev lo && ip -6 addr add fd00::2/128 dev lo"
 
 // brokerProfile writes a profile extending default with allow-list allow.
@@ -110,7 +113,7 @@ func TestBrokerEgress(t *testing.T) {
 			"count:10.0.0.1:5353", "count:10.0.0.2:5353", "count:/dev/shm/s",
 		}
 		b := r.brokerBundle("/probe try "+strings.Join(ops, " "), nil)
-		res := r.ok("--profile", prof, "run", "--bundle", b, "egress-"+randID())
+		res := r.ok("--profile", prof, "run", "--network", "none", "--bundle", b, "egress-"+randID())
 		got := tries(t, res.stdout)
 		// serve:[fd00::1]:8081: an allow-list with ports restricts TCP
 		// connect (Landlock), never bind.
@@ -156,7 +159,7 @@ func TestBrokerRace(t *testing.T) {
 		prof := brokerProfile(t, r, "10.0.0.1")
 		b := r.brokerBundle("/probe try serve:10.0.0.1:8080 serve:10.0.0.2:8080 "+
 			"race:10.0.0.1:8080/10.0.0.2:8080/2 many:10.0.0.1:8080/300 count:10.0.0.2:8080", nil)
-		res := r.ok("--profile", prof, "run", "--bundle", b, "race-"+randID())
+		res := r.ok("--profile", prof, "run", "--network", "none", "--bundle", b, "race-"+randID())
 		got := tries(t, res.stdout)
 		wantTry(t, got, "count:10.0.0.2:8080", "OK", "count", "0")
 		race := got["race:10.0.0.1:8080/10.0.0.2:8080/2"]
@@ -176,7 +179,7 @@ func TestBrokerVerbose(t *testing.T) {
 	forEachUser(t, func(t *testing.T, r *rt) {
 		prof := brokerProfile(t, r, "10.0.0.0/24:8080")
 		b := r.brokerBundle("/probe try serve:10.0.0.1:8080 connect:10.0.0.1:8080 connect:10.0.0.1:9999 connect:127.0.0.1:1 ptrace", nil)
-		res := r.ok("--verbose", "--profile", prof, "run", "--bundle", b, "verbose-"+randID())
+		res := r.ok("--verbose", "--profile", prof, "run", "--network", "none", "--bundle", b, "verbose-"+randID())
 		for _, line := range []string{
 			"zviz: broker: connect 10.0.0.1:8080 allowed (10.0.0.0/24:8080) pid ",
 			"zviz: broker: connect 10.0.0.1:9999 refused (EACCES: not in network.allow) pid ",
@@ -212,7 +215,7 @@ i=0; while [ ! -e /shared/go ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); don
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := r.cmd("--profile", prof, "create", "--bundle", b, id)
+		c := r.cmd("--profile", prof, "create", "--network", "none", "--bundle", b, id)
 		c.Stdout, c.Stderr = out, out
 		if res := r.runCmd(c); res.code != 0 {
 			t.Fatalf("create: %v", res)
@@ -291,7 +294,7 @@ func TestBrokerDomains(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(b, "rootfs", "etc", "resolv.conf"), []byte("nameserver 127.0.0.77\noptions timeout:2\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		res := r.ok("--verbose", "--profile", prof, "run", "--bundle", b, "domains-"+randID())
+		res := r.ok("--verbose", "--profile", prof, "run", "--network", "none", "--bundle", b, "domains-"+randID())
 		got := tries(t, res.stdout)
 		wantTry(t, got, "dial:allowed.test:8080", "OK", "peer", "10.0.0.1:8080")
 		wantTry(t, got, "resolve:a.wild.test", "OK", "addrs", "10.0.0.3")

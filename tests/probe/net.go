@@ -40,13 +40,14 @@ import (
 //	resolve:NAME        the system resolver (/etc/resolv.conf): fields
 //	                    addrs; ENOENT when the name does not resolve
 //	dial:NAME:PORT      resolve NAME and connect to it over TCP
+//	wait:SECS           sleep (listeners keep serving meanwhile)
 func init() {
 	for name, f := range map[string]tryFunc{
 		"serve": tryServe, "serve-udp": tryServeUDP, "serve-unix": tryServeUnix, "count": tryCount,
 		"connect": tryConnect, "connect-nb": tryConnectNB, "connect-unix": tryConnectUnix,
 		"sendto-udp": trySendtoUDP, "sendmsg-udp": trySendmsgUDP, "sendmmsg-udp": trySendmmsgUDP,
 		"send-connected": trySendConnected, "race": tryRace, "many": tryMany,
-		"resolve": tryResolve, "dial": tryDial,
+		"resolve": tryResolve, "dial": tryDial, "wait": tryWait,
 	} {
 		tries[name] = f
 	}
@@ -424,4 +425,13 @@ func tryDial(arg string, f fields) error {
 	}
 	f["peer"] = c.RemoteAddr().String()
 	return c.Close()
+}
+
+func tryWait(arg string, _ fields) error {
+	secs, err := strconv.ParseFloat(arg, 64)
+	if err != nil {
+		return unix.EINVAL
+	}
+	time.Sleep(time.Duration(secs * float64(time.Second)))
+	return nil
 }
