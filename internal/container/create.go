@@ -202,6 +202,7 @@ func applyPolicy(o *Options, h *handle, rec *record, l *launched, dl *denialLog)
 	if err := provisionDNS(h.dir, s, rec.Rootfs, policy, denials); err != nil {
 		return nil, err
 	}
+	prepareAgent(denials, rec)
 	rec.Warnings, rec.Profile = append(layerWarnings(s), policyWarnings...), policy.Profile
 	for _, w := range rec.Warnings {
 		o.warnf("%s", w)

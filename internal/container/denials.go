@@ -7,8 +7,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -84,14 +82,14 @@ func (d *denialLog) close() {
 	}
 }
 
-// serve takes the listener and answers and logs until the container's
+// serve takes the listeners and answers and logs until the container's
 // processes are gone; it returns at once if the init died before sending.
 func serve(sock, pidfd *os.File, plan *listenerPlan, w io.Writer) error {
 	opts, err := plan.listenOptions(w)
 	if err != nil {
 		return fmt.Errorf("broker: %w", err)
 	}
-	buf := make([]byte, 32)
+	buf := make([]byte, 128)
 	n, err := unix.Read(int(sock.Fd()), buf)
 	if err != nil {
 		return fmt.Errorf("denial log: receive listener: %w", err)
@@ -99,33 +97,50 @@ func serve(sock, pidfd *os.File, plan *listenerPlan, w io.Writer) error {
 	if n == 0 {
 		return nil // the init went away before start
 	}
-	nums, ok := strings.CutPrefix(string(buf[:n]), wire.ListenerPrefix)
-	num, dns, withDNS := strings.Cut(nums, wire.DNSPrefix)
-	target, err := strconv.Atoi(num)
-	if !ok || err != nil {
-		return fmt.Errorf("denial log: bad announcement %q", buf[:n])
-	}
-	lfd, err := unix.PidfdGetfd(int(pidfd.Fd()), target, 0)
+	h, err := wire.ParseHandover(string(buf[:n]))
 	if err != nil {
-		return fmt.Errorf("denial log: pidfd_getfd of the init's listener %d: %w", target, err)
+		return fmt.Errorf("denial log: %w", err)
 	}
-	defer unix.Close(lfd)
-	if withDNS {
-		// The resolver is up before the init may exec: the answer below
-		// releases it.
-		fd, err := strconv.Atoi(dns)
+	lfd, answer := -1, "ok"
+	if h.Listener >= 0 {
+		if lfd, err = takeFD(pidfd, h.Listener, "seccomp listener"); err != nil {
+			return err
+		}
+		defer unix.Close(lfd)
+	}
+	// The resolver is up, and the agent has its listener, before the init
+	// may exec: the answer releases it.
+	if h.DNS >= 0 {
+		fd, err := takeFD(pidfd, h.DNS, "resolver socket")
 		if err == nil {
-			fd, err = unix.PidfdGetfd(int(pidfd.Fd()), fd, 0)
+			err = plan.serveDNS(fd, w)
 		}
 		if err != nil {
-			return fmt.Errorf("denial log: take the resolver socket %q: %w", dns, err)
-		}
-		if err := plan.serveDNS(fd, w); err != nil {
 			return err
 		}
 	}
-	if _, err := unix.Write(int(sock.Fd()), []byte("ok")); err != nil {
+	if h.Agent >= 0 {
+		fd, err := takeFD(pidfd, h.Agent, "agent's seccomp listener")
+		if err == nil {
+			if plan.Agent == nil {
+				err = errors.New("a seccomp agent's listener without linux.seccomp.listenerPath")
+			} else {
+				err = plan.Agent.send(fd)
+			}
+			unix.Close(fd)
+		}
+		if err != nil {
+			answer = err.Error()
+		}
+	}
+	if _, err := unix.Write(int(sock.Fd()), []byte(answer)); err != nil {
 		return fmt.Errorf("denial log: answer the init: %w", err)
+	}
+	if lfd < 0 || answer != "ok" {
+		return nil
+	}
+	if plan.Table == nil {
+		return errors.New("denial log: a seccomp listener without its answer table")
 	}
 	return seccomp.Listen(lfd, plan.Table, w, opts)
 }
@@ -192,9 +207,7 @@ func DenialLoggerMain() int {
 	if err == nil {
 		err = json.Unmarshal(b, &plan)
 	}
-	if err == nil && plan.Table == nil {
-		err = errors.New("no denial table")
-	}
+
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "zviz: denial log: read table: %v\n", err)
 		return 1

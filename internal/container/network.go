@@ -24,8 +24,9 @@ import (
 // profile has an egress allow-list, the broker's configuration. It is
 // plain data, handed to a zviz:[denials] helper as JSON.
 type listenerPlan struct {
-	Table  *seccomp.DenialTable `json:"table"`
+	Table  *seccomp.DenialTable `json:"table"` // nil: no profile listener (only an agent's)
 	Broker *brokerConfig        `json:"broker,omitempty"`
+	Agent  *agentConfig         `json:"agent,omitempty"`
 
 	broker *broker.Broker // built by listenOptions
 }

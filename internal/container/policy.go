@@ -80,6 +80,12 @@ func decidePolicy(o *Options, s *specs.Spec) (*wire.Policy, *listenerPlan, []str
 	if prog.Notify {
 		lp = &listenerPlan{Table: prog.Denials, Broker: bc}
 	}
+	if len(pol.Seccomp) > 1 && pol.Seccomp[0].Agent {
+		if lp == nil {
+			lp = &listenerPlan{}
+		}
+		lp.Agent = &agentConfig{Path: s.Linux.Seccomp.ListenerPath, Metadata: s.Linux.Seccomp.ListenerMetadata}
+	}
 	return pol, lp, warnings, nil
 }
 
@@ -206,7 +212,7 @@ func configSeccomp(sc *specs.LinuxSeccomp, arch, dir string) (*wire.BPF, error) 
 	if err != nil {
 		return nil, err
 	}
-	c := &wire.BPF{Name: "config.json", Arch: prog.Arch, Program: prog.BPF, Flags: flags}
+	c := &wire.BPF{Name: "config.json", Arch: prog.Arch, Program: prog.BPF, Flags: flags, Notify: prog.Notify, Agent: prog.Notify}
 	if ok && dir != "" {
 		if b, err := json.Marshal(c); err == nil {
 			_ = writeAtomic(file, b, 0o600)

@@ -1,9 +1,9 @@
 package initproc
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
-	"strconv"
 
 	"golang.org/x/sys/unix"
 
@@ -32,11 +32,18 @@ func applyLandlock(r *wire.LandlockRules) error {
 
 // installSeccomp installs each compiled program on this thread; the kernel
 // enforces all of them (the strictest action wins), so the config's own
-// filter and zviz's profile both apply.
+// filter and zviz's profile both apply. The listeners of those that
+// notify, and the resolver socket dns (or -1), go to the listener's
+// process in one handover once all are installed.
 func installSeccomp(progs []wire.BPF, denialFD, dns int) error {
-	if dns >= 0 {
-		defer unix.Close(dns)
-	}
+	h := wire.Handover{Listener: -1, Agent: -1, DNS: dns}
+	defer func() {
+		for _, fd := range []int{h.Listener, h.Agent, h.DNS} {
+			if fd >= 0 {
+				unix.Close(fd)
+			}
+		}
+	}()
 	for _, p := range progs {
 		flags := p.Flags
 		if p.Notify {
@@ -46,37 +53,42 @@ func installSeccomp(progs []wire.BPF, denialFD, dns int) error {
 		if err != nil {
 			return fmt.Errorf("install seccomp filter %s: %w", p.Name, err)
 		}
-		if listener >= 0 {
-			if err := handOver(listener, denialFD, dns); err != nil {
-				return err
-			}
+		switch {
+		case listener < 0:
+		case p.Agent:
+			h.Agent = listener
+		default:
+			h.Listener = listener
 		}
 	}
-	return nil
+	if h.Listener < 0 && h.Agent < 0 {
+		return nil
+	}
+	return handOver(h, denialFD)
 }
 
-// handOver announces the filter's listener to the denial logger, which
-// takes it with pidfd_getfd(2) and answers; then every copy here is
-// closed: a process of the container holding it could answer its own
-// calls. Not SCM_RIGHTS: sendmsg may be a brokered call now, waiting on
-// the listener only we hold (see internal/container/denials.go). Only
-// plain calls run between Install and exec (write, read, close).
-func handOver(listener, denialFD, dns int) error {
-	defer unix.Close(listener)
+// handOver announces the listeners (and the resolver socket) to the
+// denial logger, which takes them with pidfd_getfd(2) and answers; the
+// caller then closes every copy here: a process of the container holding
+// a listener could answer its own calls. Not SCM_RIGHTS: sendmsg may be a
+// brokered call now, waiting on the listener only we hold (see
+// internal/container/denials.go). Only plain calls run between Install
+// and exec (write, read, close).
+func handOver(h wire.Handover, denialFD int) error {
 	if denialFD <= 0 {
 		return fmt.Errorf("seccomp listener: no denial logger to hand it to")
 	}
 	defer unix.Close(denialFD)
-	msg := wire.ListenerPrefix + strconv.Itoa(listener)
-	if dns >= 0 {
-		msg += wire.DNSPrefix + strconv.Itoa(dns)
-	}
-	if _, err := unix.Write(denialFD, []byte(msg)); err != nil {
+	if _, err := unix.Write(denialFD, []byte(h.String())); err != nil {
 		return fmt.Errorf("announce seccomp listener to the denial logger: %w", err)
 	}
-	buf := make([]byte, 8)
-	if n, err := unix.Read(denialFD, buf); err != nil || n == 0 {
+	buf := make([]byte, 512)
+	n, err := unix.Read(denialFD, buf)
+	if err != nil || n == 0 {
 		return fmt.Errorf("seccomp listener: the denial logger did not take it (%v)", err)
+	}
+	if answer := string(buf[:n]); answer != "ok" {
+		return errors.New(answer)
 	}
 	return nil
 }

@@ -48,6 +48,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -332,13 +334,12 @@ type Policy struct {
 	Seccomp  []BPF          `json:"seccomp,omitempty"`
 	// DenialFD is the init's end of the socket to the denial logger; the
 	// listener of a Notify program is announced there right before execve
-	// (ListenerPrefix and its number; the logger takes it with
-	// pidfd_getfd and answers).
+	// (Handover; the logger takes it with pidfd_getfd and answers).
 	DenialFD int `json:"denialFD,omitempty"`
 	// DNS is where the init binds a UDP socket, in the container's network
 	// namespace and before it drops its privileges, for the broker's
 	// resolver (network.allow_domains); announced with the listener
-	// (DNSPrefix) and taken the same way. "" for none.
+	// (Handover) and taken the same way. "" for none.
 	DNS string `json:"dns,omitempty"`
 }
 
@@ -365,6 +366,9 @@ type BPF struct {
 	// Notify: install with a listener and announce it on the policy's
 	// DenialFD (the log-denials variant, or a profile with a broker).
 	Notify bool `json:"notify,omitempty"`
+	// Agent: the config's own filter, whose listener goes to its
+	// linux.seccomp.listenerPath agent (also announced on DenialFD).
+	Agent bool `json:"agent,omitempty"`
 }
 
 // InitSpec is the part of config.json the init uses. Decoding the whole
@@ -416,10 +420,40 @@ func (is *InitSpec) Spec() *specs.Spec {
 	return s
 }
 
-// ListenerPrefix starts the init's announcement of its seccomp listener
-// on Policy.DenialFD: "listener N", N the descriptor number in the init.
-const ListenerPrefix = "listener "
+// Handover is the init's announcement on Policy.DenialFD, right before
+// execve, of the descriptors the listener's process takes from it with
+// pidfd_getfd: the profile's seccomp listener, the listener of the
+// config's own filter for its agent (linux.seccomp.listenerPath), the
+// broker's resolver socket. -1 for none. The answer is "ok", or the
+// reason the init must not exec.
+type Handover struct {
+	Listener, Agent, DNS int
+}
 
-// DNSPrefix follows the listener's number when the init also holds the
-// resolver's socket (Policy.DNS): "listener N dns M".
-const DNSPrefix = " dns "
+// String is the announcement: "listener=N agent=M dns=K".
+func (h Handover) String() string {
+	return fmt.Sprintf("listener=%d agent=%d dns=%d", h.Listener, h.Agent, h.DNS)
+}
+
+// ParseHandover reads an announcement.
+func ParseHandover(s string) (Handover, error) {
+	h := Handover{-1, -1, -1}
+	for _, kv := range strings.Fields(s) {
+		k, v, _ := strings.Cut(kv, "=")
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return h, fmt.Errorf("handover %q: %s: not a number", s, k)
+		}
+		switch k {
+		case "listener":
+			h.Listener = n
+		case "agent":
+			h.Agent = n
+		case "dns":
+			h.DNS = n
+		default:
+			return h, fmt.Errorf("handover %q: unknown %q", s, k)
+		}
+	}
+	return h, nil
+}

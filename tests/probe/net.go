@@ -144,6 +144,12 @@ func acceptLoop(fd int, c *atomic.Int64) {
 
 func tryServe(addr string, _ fields) error {
 	fd, err := bindListen(unix.SOCK_STREAM, addr)
+	// A new IPv6 address is tentative (duplicate address detection) for a
+	// moment: EADDRNOTAVAIL until then.
+	for i := 0; err == unix.EADDRNOTAVAIL && i < 60; i++ {
+		time.Sleep(50 * time.Millisecond)
+		fd, err = bindListen(unix.SOCK_STREAM, addr)
+	}
 	if err != nil {
 		return err
 	}
