@@ -30,6 +30,7 @@ var sections = []section{
 	{"cold-start", "run /bin/true in the busybox bundle, cold, a fresh container id each time", coldStart},
 	{"syscalls", "per-syscall latency of the same probe natively, under each layer alone, and inside zviz", syscallBench},
 	{"policy", "profile load/compile, Landlock and seccomp install times, and their effect on cold start", policyBench},
+	{"broker", "one brokered connect against the same connect unbrokered, and what unbrokered calls pay", brokerBench},
 }
 
 // env is what sections share: the scratch directory, the bundle, the user

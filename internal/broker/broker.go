@@ -51,15 +51,26 @@ type Broker struct {
 	// is not under it).
 	HostNetwork bool
 
-	mu   sync.Mutex // serialises log lines
-	line []byte
+	mu      sync.Mutex // serialises log lines
+	line    []byte
+	threads threadCache // the listener's goroutine only
 }
 
 // Handle answers notification n on listener fd (seccomp.ListenOptions.
 // Broker). answered is true when a call that may block was handed to a
 // goroutine, which answers it itself.
 func (b *Broker) Handle(fd int, n *seccomp.Notification) (val int64, errno unix.Errno, answered bool) {
-	t, e := openTarget(fd, n)
+	val, errno, answered = b.handle(fd, n)
+	if errno == unix.ESRCH && !answered {
+		// A cached thread had exited (threadCache): once more, afresh.
+		b.threads.drop(int(n.Pid))
+		val, errno, answered = b.handle(fd, n)
+	}
+	return val, errno, answered
+}
+
+func (b *Broker) handle(fd int, n *seccomp.Notification) (val int64, errno unix.Errno, answered bool) {
+	t, e := openTarget(fd, n, &b.threads)
 	if e != 0 {
 		return 0, e, false
 	}
@@ -86,6 +97,7 @@ func (b *Broker) Handle(fd int, n *seccomp.Notification) (val int64, errno unix.
 		t.close()
 		return val, e, false
 	}
+	t.detach()
 	go func() {
 		val, e := op()
 		_ = seccomp.RespondErrno(fd, n.ID, val, e)
@@ -119,6 +131,9 @@ func (c *call) socket() unix.Errno {
 	}
 	if c.typ, err = unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_TYPE); err != nil {
 		return unix.ENOTSOCK
+	}
+	if c.typ == unix.SOCK_DGRAM && c.n.Nr == unix.SYS_CONNECT {
+		return 0 // a datagram connect never blocks
 	}
 	fl, err := unix.FcntlInt(uintptr(s), unix.F_GETFL, 0)
 	if err != nil {

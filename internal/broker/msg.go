@@ -165,9 +165,6 @@ func (c *call) sendmmsg() (func() (int64, unix.Errno), unix.Errno) {
 		}
 		msgs = append(msgs, m)
 	}
-	if e := c.t.openMem(); e != 0 {
-		return nil, e
-	}
 	if !c.t.valid() {
 		return nil, unix.EINTR
 	}

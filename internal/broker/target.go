@@ -22,8 +22,8 @@ type target struct {
 	listener int
 	id       uint64
 	pid      int
-	pidfd    int
-	mem      int // /proc/PID/mem, opened only to write results back
+	th       *thread // from the broker's cache, or the target's own (owned)
+	owned    bool
 	fds      []int
 }
 
@@ -31,23 +31,110 @@ type target struct {
 // is not its process's leader.
 const pidfdThread = unix.O_EXCL
 
-// openTarget opens the caller. Its pid is the calling thread's id, which
-// pidfd_open accepts only with PIDFD_THREAD; older kernels get the
-// thread group's leader (from /proc/TID/status), which shares the
-// descriptor table and the memory.
-func openTarget(listener int, n *seccomp.Notification) (*target, unix.Errno) {
-	t := &target{listener: listener, id: n.ID, pid: int(n.Pid), pidfd: -1, mem: -1}
-	fd, err := unix.PidfdOpen(t.pid, pidfdThread)
+// thread is what the broker keeps open for one calling thread: its pidfd
+// and its memory (/proc/TID/mem, bound to its address space when
+// opened). Opening both costs more than the rest of a brokered call, so
+// the broker keeps them (threadCache) while the thread lives.
+type thread struct {
+	pidfd, mem int
+	cacheable  bool // a PIDFD_THREAD pidfd: alive means this very thread
+}
+
+func openThread(tid int) (*thread, unix.Errno) {
+	th := &thread{pidfd: -1, mem: -1, cacheable: true}
+	fd, err := unix.PidfdOpen(tid, pidfdThread)
 	if err == unix.EINVAL {
-		if tgid := threadGroup(t.pid); tgid > 0 {
+		// Before Linux 6.9: the thread group's leader, which shares the
+		// descriptor table and the memory, but outlives the thread.
+		th.cacheable = false
+		if tgid := threadGroup(tid); tgid > 0 {
 			fd, err = unix.PidfdOpen(tgid, 0)
 		}
 	}
 	if err != nil {
 		return nil, unix.ESRCH
 	}
-	t.pidfd = fd
+	th.pidfd = fd
+	if m, err := unix.Open("/proc/"+strconv.Itoa(tid)+"/mem", unix.O_RDWR|unix.O_CLOEXEC, 0); err == nil {
+		th.mem = m
+	}
+	return th, 0
+}
+
+func (th *thread) close() {
+	unix.Close(th.pidfd)
+	if th.mem >= 0 {
+		unix.Close(th.mem)
+	}
+}
+
+// threadCache keeps the threads of one container, by tid. A cached
+// thread that has exited fails pidfd_getfd with ESRCH (its tid may have
+// been reused since, and its /proc/TID/mem may read another address
+// space): Handle then drops it and starts the call again with the thread
+// opened afresh, so nothing read through a stale entry is acted upon.
+// Only the listener's goroutine uses it.
+type threadCache struct {
+	m map[int]*thread
+}
+
+const maxThreads = 512
+
+func (c *threadCache) get(tid int) (*thread, unix.Errno) {
+	if th, ok := c.m[tid]; ok {
+		return th, 0
+	}
+	th, e := openThread(tid)
+	if e != 0 || !th.cacheable {
+		return th, e
+	}
+	if c.m == nil {
+		c.m = map[int]*thread{}
+	}
+	if len(c.m) >= maxThreads {
+		for k, old := range c.m {
+			old.close()
+			delete(c.m, k)
+			break
+		}
+	}
+	c.m[tid] = th
+	return th, 0
+}
+
+func (c *threadCache) drop(tid int) {
+	if th, ok := c.m[tid]; ok {
+		th.close()
+		delete(c.m, tid)
+	}
+}
+
+// openTarget opens the caller (its pid is the calling thread's id).
+func openTarget(listener int, n *seccomp.Notification, cache *threadCache) (*target, unix.Errno) {
+	t := &target{listener: listener, id: n.ID, pid: int(n.Pid)}
+	th, e := cache.get(t.pid)
+	if e != 0 {
+		return nil, e
+	}
+	t.th, t.owned = th, !th.cacheable
 	return t, 0
+}
+
+// detach gives the target its own copy of the cached memory descriptor,
+// for an operation that outlives the listener's turn (the cache may close
+// its copy meanwhile).
+func (t *target) detach() {
+	if t.owned {
+		return
+	}
+	mem := -1
+	if t.th.mem >= 0 {
+		if m, err := unix.Dup(t.th.mem); err == nil {
+			mem = m
+			unix.CloseOnExec(m)
+		}
+	}
+	t.th, t.owned = &thread{pidfd: -1, mem: mem}, true
 }
 
 func threadGroup(tid int) int {
@@ -70,16 +157,23 @@ func (t *target) close() {
 		unix.Close(fd)
 	}
 	t.fds = nil
-	if t.mem >= 0 {
-		unix.Close(t.mem)
+	if t.owned && t.th != nil {
+		if t.th.pidfd >= 0 {
+			unix.Close(t.th.pidfd)
+		}
+		if t.th.mem >= 0 {
+			unix.Close(t.th.mem)
+		}
+		t.th = nil
 	}
-	unix.Close(t.pidfd)
 }
 
 func (t *target) valid() bool { return seccomp.IDValid(t.listener, t.id) }
 
 // read copies n bytes at addr from the caller's memory; EFAULT when any
-// of them is not readable, as the kernel would answer.
+// of them is not readable, as the kernel would answer. Through the cached
+// /proc/TID/mem when it still reads (a thread that exec'd has another
+// address space), else process_vm_readv(2).
 func (t *target) read(addr uint64, n int) ([]byte, unix.Errno) {
 	buf := make([]byte, n)
 	if n == 0 {
@@ -87,6 +181,11 @@ func (t *target) read(addr uint64, n int) ([]byte, unix.Errno) {
 	}
 	if addr == 0 {
 		return nil, unix.EFAULT
+	}
+	if t.th.mem >= 0 && int64(addr) > 0 {
+		if got, err := unix.Pread(t.th.mem, buf, int64(addr)); err == nil && got == n {
+			return buf, 0
+		}
 	}
 	got, err := unix.ProcessVMReadv(t.pid, []unix.Iovec{{Base: &buf[0], Len: uint64(n)}},
 		[]unix.RemoteIovec{{Base: uintptr(addr), Len: n}}, 0)
@@ -123,24 +222,15 @@ func (t *target) readv(iov []unix.RemoteIovec, max int) ([]byte, unix.Errno) {
 	return buf, 0
 }
 
-// openMem opens the caller's memory for writing results back
-// (sendmmsg's msg_len). The file is bound to the caller's address space
-// from now on, so opening it before valid() pins the right process.
-func (t *target) openMem() unix.Errno {
-	fd, err := unix.Open("/proc/"+strconv.Itoa(t.pid)+"/mem", unix.O_RDWR|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return unix.EFAULT
-	}
-	t.mem = fd
-	return 0
-}
-
+// writeU32 writes a result back into the caller's memory (sendmmsg's
+// msg_len), through /proc/TID/mem, which like ptrace writes even where
+// the caller could not; a caller whose memory is gone gets nothing.
 func (t *target) writeU32(addr uint64, v uint32) {
-	if t.mem < 0 {
+	if t.th.mem < 0 || int64(addr) <= 0 {
 		return
 	}
 	b := (*[4]byte)(unsafe.Pointer(&v))[:]
-	_, _ = unix.Pwrite(t.mem, b, int64(addr))
+	_, _ = unix.Pwrite(t.th.mem, b, int64(addr))
 }
 
 // getfd takes a duplicate of the caller's descriptor fd (pidfd_getfd(2)):
@@ -148,7 +238,10 @@ func (t *target) writeU32(addr uint64, v uint32) {
 // caller's socket, with its O_NONBLOCK and options.
 func (t *target) getfd(fd uint64) (int, unix.Errno) {
 	// The kernel reads the argument as an int: the low 32 bits.
-	n, err := unix.PidfdGetfd(t.pidfd, int(int32(fd)), 0)
+	n, err := unix.PidfdGetfd(t.th.pidfd, int(int32(fd)), 0)
+	if err == unix.ESRCH {
+		return -1, unix.ESRCH // the thread has exited: see threadCache
+	}
 	if err != nil {
 		return -1, unix.EBADF
 	}
