@@ -103,6 +103,16 @@ func (c *Conn) StopUnit(ctx context.Context, unit string) error {
 	return nil
 }
 
+// SetProperties changes properties of a running unit, for this boot only
+// (SetUnitProperties with runtime=true), e.g. a scope's MemoryMax.
+func (c *Conn) SetProperties(ctx context.Context, unit string, props ...Property) error {
+	call := c.manager.CallWithContext(ctx, managerIface+".SetUnitProperties", 0, unit, true, toWire(props))
+	if call.Err != nil {
+		return fmt.Errorf("set properties of unit %s on the %s: %w", unit, c.what, callError(call.Err))
+	}
+	return nil
+}
+
 // notQueued wraps the error of a method call the manager answered with an
 // error (or nobody answered): no job exists, so there is nothing to undo.
 type notQueued struct{ err error }

@@ -30,6 +30,7 @@ var sections = []section{
 	{"cold-start", "run /bin/true in the busybox bundle, cold, a fresh container id each time", coldStart},
 	{"syscalls", "per-syscall latency of the same probe natively, under each layer alone, and inside zviz", syscallBench},
 	{"policy", "profile load/compile, Landlock and seccomp install times, and their effect on cold start", policyBench},
+	{"systemd-cgroup", "cold start with --systemd-cgroup (a scope from a real systemd --user over D-Bus) against a cgroupfs cgroup", systemdCgroupBench},
 	{"broker", "one brokered connect against the same connect unbrokered, and what unbrokered calls pay", brokerBench},
 }
 
@@ -57,6 +58,12 @@ func main() {
 		jsonOut  = flag.String("json", "", "also write the results as JSON to this file")
 	)
 	flag.Parse()
+	if *sessionChild {
+		if err := sessionMain(*zvizBin, *jsonOut, *secs, *n, *warmup); err != nil {
+			fail(err)
+		}
+		return
+	}
 	if *n < 1 {
 		fail(fmt.Errorf("-n must be at least 1"))
 	}

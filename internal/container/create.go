@@ -1,6 +1,7 @@
 package container
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -85,6 +86,18 @@ func Create(o *Options, c *CreateOptions) error {
 }
 
 func create(o *Options, c *CreateOptions, foreground bool) (cr *created, err error) {
+	// Warnings are about the container: they are announced once it
+	// exists, and a failed create prints only its error.
+	if w := o.Warn; w != nil {
+		var held bytes.Buffer
+		o.Warn = &held
+		defer func() {
+			o.Warn = w
+			if err == nil {
+				w.Write(held.Bytes())
+			}
+		}()
+	}
 	bundle, data, early, err := readConfig(c)
 	if err != nil {
 		return nil, err
@@ -96,6 +109,7 @@ func create(o *Options, c *CreateOptions, foreground bool) (cr *created, err err
 	if err != nil {
 		return nil, err
 	}
+	preconnect(o)
 	// Whether the program will have a listener (--log-denials, or the
 	// profile's network broker) is known only once the policy is decided,
 	// after the init has started: the socket is made for every container.
@@ -154,8 +168,11 @@ func create(o *Options, c *CreateOptions, foreground bool) (cr *created, err err
 		Pid: l.cmd.Process.Pid, Start: l.start,
 	}
 	mapped := l.mapIDs(s, plan)
-	policy, err := applyPolicy(o, h, rec, l, dl)
+	policy, cg, err := applyPolicy(o, h, rec, l, dl)
 	if err != nil {
+		return nil, err
+	}
+	if err := placeInit(o, rec, cg, &undo); err != nil {
 		return nil, err
 	}
 	m := <-mapped
@@ -186,35 +203,59 @@ func create(o *Options, c *CreateOptions, foreground bool) (cr *created, err err
 	return cr, nil
 }
 
-// applyPolicy decides the security layers, announces what is weaker than
-// asked, and writes the container's state with them.
-func applyPolicy(o *Options, h *handle, rec *record, l *launched, dl *denialLog) (*wire.Policy, error) {
+// applyPolicy decides the security layers and where the container's cgroup
+// comes from, announces what is weaker than asked, and writes the
+// container's state with them.
+func applyPolicy(o *Options, h *handle, rec *record, l *launched, dl *denialLog) (*wire.Policy, *cgroupPlan, error) {
 	s := rec.Spec
-	policy, denials, policyWarnings, err := decidePolicy(o, s)
+	d, err := decidePolicy(o, s)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	o.debugf("policy decided (profile %s, %d seccomp programs)", policy.Profile, len(policy.Seccomp))
-	if denials != nil {
-		dl.plan = denials
-		policy.DenialFD = l.denialFD
+	o.debugf("policy decided (profile %s, %d seccomp programs)", d.policy.Profile, len(d.policy.Seccomp))
+	cg, err := planCgroup(o, s, rec.ID, d.profile)
+	if err != nil {
+		return nil, nil, err
 	}
-	if err := provisionDNS(h.dir, s, rec.Rootfs, policy, denials); err != nil {
-		return nil, err
+	if d.denials != nil {
+		dl.plan = d.denials
+		d.policy.DenialFD = l.denialFD
 	}
-	prepareAgent(denials, rec)
-	rec.Warnings, rec.Profile = append(layerWarnings(s), policyWarnings...), policy.Profile
+	if err := provisionDNS(h.dir, s, rec.Rootfs, d.policy, d.denials); err != nil {
+		return nil, nil, err
+	}
+	prepareAgent(d.denials, rec)
+	res, notes := withCeiling(s.Linux.Resources, d.profile.Limits, d.profile.Name)
+	s.Linux.Resources = res
+	rec.Warnings, rec.Profile = append(layerWarnings(s), d.warnings...), d.policy.Profile
+	rec.Warnings = append(rec.Warnings, notes...)
 	for _, w := range rec.Warnings {
 		o.warnf("%s", w)
 	}
 	// Notes are recorded in state only: they take nothing away from the
 	// protection the config asks for.
 	rec.Warnings = append(rec.Warnings, capabilityNotes(s)...)
+	rec.Cgroup = cg.rec
 	if err := h.save(rec); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	o.debugf("state written")
-	return policy, nil
+	return d.policy, cg, nil
+}
+
+// placeInit puts the init into the container's cgroup (before it makes its
+// cgroup namespace) with the limits, and announces what it could not do.
+func placeInit(o *Options, rec *record, cg *cgroupPlan, undo *cleanup) error {
+	warnings, err := placeCgroup(o, cg, rec.Pid, rec.Spec.Linux.Resources, undo)
+	if err != nil {
+		return err
+	}
+	for _, w := range warnings {
+		o.warnf("%s", w)
+	}
+	rec.Warnings = append(rec.Warnings, warnings...)
+	o.debugf("cgroup placed (%s %s)", cg.rec.Manager, cg.rec.Dir)
+	return nil
 }
 
 // readConfig reads the config and peeks at what starting the init needs;
@@ -290,6 +331,10 @@ func launchInit(o *Options, h *handle, early *specs.Spec, plan *nsPlan, c *Creat
 	if dl != nil {
 		own = append(own, dl.init)
 		l.denialFD = 3 + l.preserve + 2
+	}
+	if copied != nil {
+		own = append(own, copied)
+		path = memfdPath(3 + l.preserve + len(own) - 1)
 	}
 	cmd := initCommand(path, plan, l.preserve, own)
 	if o.Debug {

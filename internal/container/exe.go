@@ -22,8 +22,9 @@ import (
 // inside), the init is started from a sealed memfd copy instead, as runc
 // does; the copy costs about a millisecond.
 
-// initExecutable returns the path the init is exec'd from, and the file to
-// close once it has started (nil when it is /proc/self/exe itself).
+// initExecutable returns the path the init is exec'd from, or the sealed
+// copy to pass to it (see memfdPath), which the caller closes once the
+// init has started.
 func initExecutable(s *specs.Spec, newUser bool) (string, *os.File, error) {
 	exe, err := os.Open("/proc/self/exe")
 	if err != nil {
@@ -42,10 +43,16 @@ func initExecutable(s *specs.Spec, newUser bool) (string, *os.File, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	// The child opens it through our /proc entry: its own fd table is being
-	// rearranged for ExtraFiles when it execs.
-	return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), mfd.Fd()), mfd, nil
+	// The caller passes it to the child, which execs it as its own
+	// /proc/self/fd/N (memfdPath): our /proc/PID/fd would need ptrace
+	// access to us, which a child already in its new, unmapped user
+	// namespace does not have.
+	return "", mfd, nil
 }
+
+// memfdPath is the path the init is exec'd from when its binary is the
+// sealed copy, passed to it as descriptor fd.
+func memfdPath(fd int) string { return fmt.Sprintf("/proc/self/fd/%d", fd) }
 
 // writableInside says whether some id the container has may write the
 // binary: its owner or group is mapped into the container's user

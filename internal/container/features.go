@@ -35,7 +35,7 @@ func Features(version string) *features.Features {
 		Linux: &features.Linux{
 			Namespaces:   ns,
 			Capabilities: initproc.CapabilityNames(),
-			Cgroup:       &features.Cgroup{V1: &no, V2: &no, Systemd: &no, SystemdUser: &no},
+			Cgroup:       &features.Cgroup{V1: &no, V2: &yes, Systemd: &yes, SystemdUser: &yes, Rdma: &yes},
 			Seccomp: &features.Seccomp{Enabled: &yes, Actions: actions, Operators: ops,
 				Archs: []string{"SCMP_ARCH_X86_64", "SCMP_ARCH_AARCH64"}, KnownFlags: flags, SupportedFlags: flags},
 			Apparmor:        &features.Apparmor{Enabled: &no},

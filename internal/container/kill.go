@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/zviz/zviz/internal/cgroups"
 	"github.com/zviz/zviz/internal/hooks"
 )
 
@@ -46,7 +47,7 @@ func Kill(o *Options, id string, sig unix.Signal, all bool) error {
 		return err
 	}
 	st := r.status(h.dir)
-	if st != StatusCreated && st != StatusRunning && st != StatusCreating {
+	if st != StatusCreated && st != StatusRunning && st != StatusCreating && st != StatusPaused {
 		return fmt.Errorf("cannot kill container %q: container not running", id)
 	}
 	return signalContainer(r, sig, all)
@@ -58,15 +59,40 @@ func signalContainer(r *record, sig unix.Signal, all bool) error {
 		return fmt.Errorf("cannot kill container %q: container not running", r.ID)
 	}
 	defer unix.Close(pidfd)
-	if all && sig != unix.SIGKILL {
-		// SIGKILL to the init of a pid namespace kills all of it; other
-		// signals go to every member explicitly.
-		for _, pid := range members(r) {
-			_ = unix.Kill(pid, sig)
+	if all {
+		if err := signalAll(r, sig); err != nil {
+			return err
 		}
 	}
 	if err := unix.PidfdSendSignal(pidfd, sig, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
 		return fmt.Errorf("send %s to container %q (pid %d): %w", unix.SignalName(sig), r.ID, r.Pid, err)
+	}
+	return nil
+}
+
+// signalAll sends sig to every process of the container: SIGKILL through
+// cgroup.kill when it has a cgroup (nothing escapes by forking, exec'd
+// processes included), other signals to each pid the cgroup lists, or
+// without a cgroup to each member of its pid namespace.
+func signalAll(r *record, sig unix.Signal) error {
+	dir := cgroupDir(r)
+	if dir != "" && sig == unix.SIGKILL {
+		if err := cgroups.Kill(dir); err != nil {
+			return fmt.Errorf("kill container %q: %w", r.ID, err)
+		}
+		return nil
+	}
+	pids := members(r)
+	if dir != "" {
+		var err error
+		if pids, err = cgroups.Procs(dir); err != nil {
+			return fmt.Errorf("signal container %q: %w", r.ID, err)
+		}
+	}
+	for _, pid := range pids {
+		if pid != r.Pid {
+			_ = unix.Kill(pid, sig)
+		}
 	}
 	return nil
 }
@@ -130,6 +156,12 @@ func destroy(o *Options, h *handle, r *record, force bool) error {
 		}
 	}
 	state, _ := jsonState(r, h.dir)
+	if err := removeCgroup(r.Cgroup); err != nil {
+		if !force {
+			return fmt.Errorf("delete container %q: %w", r.ID, err)
+		}
+		o.warnf("delete container %q: %v", r.ID, err)
+	}
 	if err := h.remove(); err != nil {
 		return err
 	}

@@ -26,6 +26,14 @@ import (
 // --annotation run.zviz.profile=NAME).
 const ProfileAnnotation = "run.zviz.profile"
 
+// decision is what decidePolicy resolved.
+type decision struct {
+	policy   *wire.Policy
+	denials  *listenerPlan // nil: nothing notifies
+	warnings []string      // every layer weaker than asked
+	profile  *seccomp.Profile
+}
+
 // decidePolicy resolves the security layers of SPEC.md for one container:
 // the profile (--profile, else the annotation, else default), its seccomp
 // program compiled here in the parent (cached by content hash under the
@@ -34,7 +42,7 @@ const ProfileAnnotation = "run.zviz.profile"
 // Landlock rules derived from the rootfs and the mounts. It edits s to the
 // capabilities and flags the init will apply, and returns what the init
 // needs plus the warnings for every layer weaker than asked.
-func decidePolicy(o *Options, s *specs.Spec) (*wire.Policy, *listenerPlan, []string, error) {
+func decidePolicy(o *Options, s *specs.Spec) (*decision, error) {
 	ref := o.Profile
 	if ref == "" {
 		ref = s.Annotations[ProfileAnnotation]
@@ -44,14 +52,14 @@ func decidePolicy(o *Options, s *specs.Spec) (*wire.Policy, *listenerPlan, []str
 	}
 	p, prog, err := profileProgram(ref, o.Root, o.LogDenials)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	bc := networkBroker(p, s, o.LogDenials)
 	if prog.Notify && !o.LogDenials && bc == nil {
-		return nil, nil, nil, fmt.Errorf("profile %s: broker rules without network.allow: this zviz build brokers only the network calls of an egress allow-list", p.Name)
+		return nil, fmt.Errorf("profile %s: broker rules without network.allow: this zviz build brokers only the network calls of an egress allow-list", p.Name)
 	}
 	if err := checkRequired(p); err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	if p.Filesystem.ReadonlyRoot {
 		s.Root.Readonly = true
@@ -64,14 +72,14 @@ func decidePolicy(o *Options, s *specs.Spec) (*wire.Policy, *listenerPlan, []str
 	if s.Linux.Seccomp != nil {
 		own, err := configSeccomp(s.Linux.Seccomp, runtime.GOARCH, cacheDir(o.Root))
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, err
 		}
 		pol.Seccomp = append(pol.Seccomp, *own)
 	}
 	pol.Seccomp = append(pol.Seccomp, wire.BPF{Name: p.Name, Arch: prog.Arch, Program: prog.BPF, Notify: prog.Notify})
 	warnings, err := landlockWarnings(pol.Landlock)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	if w := networkWarning(p, s); w != "" {
 		warnings = append(warnings, w)
@@ -86,7 +94,7 @@ func decidePolicy(o *Options, s *specs.Spec) (*wire.Policy, *listenerPlan, []str
 		}
 		lp.Agent = &agentConfig{Path: s.Linux.Seccomp.ListenerPath, Metadata: s.Linux.Seccomp.ListenerMetadata}
 	}
-	return pol, lp, warnings, nil
+	return &decision{policy: pol, denials: lp, warnings: warnings, profile: p}, nil
 }
 
 // profileProgram loads and compiles the profile; with logDenials, the
@@ -144,15 +152,15 @@ func cacheDir(stateRoot string) string {
 // program, as kept on disk (not the syscall lists: decoding those again
 // would cost most of what the cache saves).
 type cachedProfile struct {
-	Name         string             `json:"name"`
-	Capabilities []string           `json:"capabilities"`
-	Filesystem   seccomp.Filesystem `json:"filesystem"`
-	Network      seccomp.Network    `json:"network"`
-	Required     []string           `json:"required"`
-	Arch         string             `json:"arch"`
-	Key          string             `json:"key"`
-	Notify       bool               `json:"notify"`
-	BPF          []byte             `json:"bpf"`
+	// Profile is the resolved profile without its syscall lists (the BPF
+	// is what the container needs of them): every other layer is kept, so
+	// a field added to seccomp.Profile is cached without anyone
+	// remembering to.
+	Profile seccomp.Profile `json:"profile"`
+	Arch    string          `json:"arch"`
+	Key     string          `json:"key"`
+	Notify  bool            `json:"notify"`
+	BPF     []byte          `json:"bpf"`
 }
 
 // loadProfile loads and compiles a profile. Parsing and validating the
@@ -166,10 +174,8 @@ func loadProfile(ref, arch, dir string) (*seccomp.Profile, *seccomp.Program, err
 	if ok && dir != "" {
 		if b, err := os.ReadFile(file); err == nil {
 			var c cachedProfile
-			if json.Unmarshal(b, &c) == nil && c.Name != "" && len(c.BPF) > 0 {
-				return &seccomp.Profile{Name: c.Name, Capabilities: c.Capabilities, Filesystem: c.Filesystem,
-						Network: c.Network, Required: c.Required},
-					&seccomp.Program{Profile: c.Name, Arch: c.Arch, Key: c.Key, Notify: c.Notify, BPF: c.BPF}, nil
+			if json.Unmarshal(b, &c) == nil && c.Profile.Name != "" && len(c.BPF) > 0 {
+				return &c.Profile, &seccomp.Program{Profile: c.Profile.Name, Arch: c.Arch, Key: c.Key, Notify: c.Notify, BPF: c.BPF}, nil
 			}
 		}
 	}
@@ -182,8 +188,8 @@ func loadProfile(ref, arch, dir string) (*seccomp.Profile, *seccomp.Program, err
 		return nil, nil, fmt.Errorf("compile seccomp profile %s: %w", p.Name, err)
 	}
 	if ok && dir != "" {
-		c := cachedProfile{Name: p.Name, Capabilities: p.Capabilities, Filesystem: p.Filesystem,
-			Network: p.Network, Required: p.Required, Arch: prog.Arch, Key: prog.Key, Notify: prog.Notify, BPF: prog.BPF}
+		c := cachedProfile{Profile: *p, Arch: prog.Arch, Key: prog.Key, Notify: prog.Notify, BPF: prog.BPF}
+		c.Profile.Allow, c.Profile.Deny, c.Profile.ENOSYS, c.Profile.Filter, c.Profile.Broker = nil, nil, nil, nil, nil
 		if b, err := json.Marshal(c); err == nil {
 			_ = writeAtomic(file, b, 0o600)
 		}
@@ -229,7 +235,7 @@ func profileKey(ref, arch string) (string, bool) {
 		return "", false
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "zviz-profile-v2\x00%s\x00%s\x00%d:%d:%d:%d.%d\x00", ref, arch,
+	fmt.Fprintf(h, "zviz-profile-v3\x00%s\x00%s\x00%d:%d:%d:%d.%d\x00", ref, arch,
 		st.Dev, st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec)
 	if strings.Contains(ref, "/") || strings.HasSuffix(ref, ".yaml") || strings.HasSuffix(ref, ".yml") {
 		b, err := os.ReadFile(ref)
@@ -381,7 +387,7 @@ func checkRequired(p *seccomp.Profile) error {
 				missing = fmt.Sprintf("Landlock ABI %d < 6 cannot scope abstract unix sockets and signals", abi)
 			}
 		case "limits":
-			missing = "this zviz build applies no cgroup limits yet"
+			// Decided with the container's cgroup (planCgroup, placeCgroup).
 		case "notify":
 			if !userNotifAvailable() {
 				missing = "the kernel has no seccomp user notification"
@@ -435,9 +441,6 @@ func landlockRulesOf(r *wire.LandlockRules) *landlock.Rules {
 // apply yet; nothing is skipped silently.
 func layerWarnings(s *specs.Spec) []string {
 	var w []string
-	if s.Linux != nil && s.Linux.Resources != nil && !emptyResources(s.Linux.Resources) {
-		w = append(w, "linux.resources: no cgroup limits are applied by this zviz build")
-	}
 	if s.Process != nil && s.Process.ApparmorProfile != "" {
 		w = append(w, "process.apparmorProfile: AppArmor profiles are not applied by this zviz build")
 	}
@@ -445,11 +448,6 @@ func layerWarnings(s *specs.Spec) []string {
 		w = append(w, "process.selinuxLabel: SELinux labels are not supported")
 	}
 	return w
-}
-
-func emptyResources(r *specs.LinuxResources) bool {
-	return r.Memory == nil && r.CPU == nil && r.Pids == nil && r.BlockIO == nil &&
-		len(r.HugepageLimits) == 0 && r.Network == nil && len(r.Unified) == 0 && r.Rdma == nil
 }
 
 // capabilityNotes says which ambient capabilities cannot be raised.

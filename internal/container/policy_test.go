@@ -1,8 +1,11 @@
 package container
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
+	"reflect"
+	"runtime"
 	"slices"
 	"testing"
 )
@@ -55,5 +58,33 @@ func TestCacheDir(t *testing.T) {
 	}
 	if got := cacheDir(""); got != "" {
 		t.Errorf("no state root, cache %q", got)
+	}
+}
+
+// TestLoadProfileCacheKeepsEveryLayer: a cache hit returns the same
+// profile as the miss that wrote it, syscall lists aside (a hit once
+// dropped the limits, and hostile-tenant ran without them).
+func TestLoadProfileCacheKeepsEveryLayer(t *testing.T) {
+	for _, name := range []string{"default", "hostile-tenant", "batch-job", "web-server"} {
+		dir := t.TempDir()
+		miss, progMiss, err := loadProfile(name, runtime.GOARCH, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hit, progHit, err := loadProfile(name, runtime.GOARCH, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := *miss
+		want.Allow, want.Deny, want.ENOSYS, want.Filter, want.Broker = nil, nil, nil, nil, nil
+		if !reflect.DeepEqual(*hit, want) {
+			t.Errorf("%s: cache hit %+v\nwant %+v", name, *hit, want)
+		}
+		if !bytes.Equal(progHit.BPF, progMiss.BPF) {
+			t.Errorf("%s: cached BPF differs", name)
+		}
+		if name == "hostile-tenant" && (hit.Limits.Memory == 0 || hit.Limits.Pids == 0) {
+			t.Errorf("hostile-tenant from the cache has no limits: %+v", hit.Limits)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package container
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -43,6 +44,7 @@ func Run(o *Options, c *CreateOptions, detach bool) (int, error) {
 		}
 		defer relay.restore()
 	}
+	oom := watchOOM(cr.rec)
 	if err := startCreated(o, cr); err != nil {
 		cr.net.stop()
 		_ = finish(o, cr, true)
@@ -51,6 +53,9 @@ func Run(o *Options, c *CreateOptions, detach bool) (int, error) {
 	o.debugf("started")
 	code := waitForeground(cr, sigs, relay)
 	o.debugf("process exited (status %d)", code)
+	if err := oomNote(cr.rec, oom(), 0); err != nil && o.Warn != nil {
+		fmt.Fprintf(o.Warn, "zviz: %v\n", err)
+	}
 	if relay != nil {
 		relay.finish()
 	}

@@ -23,6 +23,18 @@ type State struct {
 	Owner    string    `json:"owner"`
 	Profile  string    `json:"profile,omitempty"`
 	Warnings []string  `json:"warnings,omitempty"`
+	// Cgroup says how the container's cgroup was made, and OOMKills how
+	// many of its processes the OOM killer took.
+	Cgroup   *CgroupState `json:"cgroup,omitempty"`
+	OOMKills uint64       `json:"oomKills,omitempty"`
+}
+
+// CgroupState is the cgroup part of State.
+type CgroupState struct {
+	Manager string `json:"manager"` // systemd, cgroupfs or none
+	Unit    string `json:"unit,omitempty"`
+	Path    string `json:"path,omitempty"`
+	Reason  string `json:"reason,omitempty"` // why there is none
 }
 
 // startTime reads field 22 of /proc/PID/stat (start time in clock ticks).
@@ -70,6 +82,9 @@ func (r *record) status(dir string) specs.ContainerState {
 	if !r.Ready {
 		return StatusCreating
 	}
+	if frozen(r) {
+		return StatusPaused
+	}
 	if _, err := os.Lstat(filepath.Join(dir, fifoName)); err == nil {
 		return StatusCreated
 	}
@@ -91,8 +106,12 @@ func (r *record) state(dir string) *State {
 		Profile:  r.Profile,
 		Warnings: r.Warnings,
 	}
-	if st.Status == StatusCreated || st.Status == StatusRunning || st.Status == StatusCreating {
+	if st.Status == StatusCreated || st.Status == StatusRunning || st.Status == StatusCreating || st.Status == StatusPaused {
 		st.Pid = r.Pid
+	}
+	if c := r.Cgroup; c != nil {
+		st.Cgroup = &CgroupState{Manager: c.Manager, Unit: c.Unit, Path: c.Dir, Reason: c.Reason}
+		st.OOMKills = oomKills(r)
 	}
 	return st
 }

@@ -50,8 +50,10 @@ type record struct {
 	// Warnings lists the layers that could not be applied as asked.
 	Warnings []string `json:"warnings,omitempty"`
 	// Profile is the security profile the container runs under.
-	Profile string      `json:"profile,omitempty"`
-	Spec    *specs.Spec `json:"spec"`
+	Profile string `json:"profile,omitempty"`
+	// Cgroup is how the container's cgroup was made (cgroup.go).
+	Cgroup *cgroupRecord `json:"cgroup,omitempty"`
+	Spec   *specs.Spec   `json:"spec"`
 }
 
 // Store is the state directory tree of one user: one directory per

@@ -18,6 +18,7 @@ func (r *Report) decide(h *Host) {
 	}
 	r.decideIsolation(h, add)
 	r.decideMapping(h, add)
+	r.decideCgroup(add)
 	r.decideLimits(add)
 	switch m := landlockMissing(f.LandlockABI); {
 	case f.LandlockABI == 0:
@@ -103,6 +104,26 @@ func (r *Report) decideMapping(h *Host, add addFunc) {
 		}
 		add("id mapping", Warn, "the caller's uid %d and gid %d alone (%s): images with other owners show them as nobody",
 			h.UID, h.GID, why)
+	}
+}
+
+// decideCgroup says where a container's cgroup comes from by default
+// (internal/container's planCgroup): real root uses cgroupfs; everyone
+// else asks the user manager on the bus, then a delegated subtree, then
+// runs without one.
+func (r *Report) decideCgroup(add addFunc) {
+	c, b, f := &r.Facts.Cgroup, &r.Facts.Bus, r.Facts
+	switch {
+	case c.V2Mount == "":
+		add("cgroup", Warn, "none (no cgroup v2 hierarchy): pause and update refused; ps and kill --all use the pid namespace")
+	case f.EUID == 0 && f.InitialUserns:
+		add("cgroup", OK, "cgroupfs: zviz-ID below %s, or linux.cgroupsPath; --systemd-cgroup asks the system manager", c.Dir)
+	case b.Present && b.Systemd:
+		add("cgroup", OK, "a delegated scope from the systemd user manager over %s", b.Socket)
+	case c.Writable:
+		add("cgroup", OK, "cgroupfs: zviz-ID below %s (delegated; no systemd user manager on the bus)", c.Dir)
+	default:
+		add("cgroup", Warn, "none (no systemd user manager on the bus, and %s is not delegated): pause and update refused; ps and kill --all use the pid namespace", c.Dir)
 	}
 }
 

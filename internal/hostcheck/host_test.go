@@ -289,6 +289,33 @@ func TestCheckLimits(t *testing.T) {
 	}
 }
 
+// TestCheckCgroup: where a container's cgroup comes from, which does not
+// depend on controllers (pause and kill --all need none).
+func TestCheckCgroup(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		edit   func(t *testing.T, f *fakeHost)
+		status Status
+		want   []string
+	}{
+		{"user manager", func(t *testing.T, f *fakeHost) {}, OK, []string{"systemd user manager"}},
+		{"no bus: cgroupfs", func(t *testing.T, f *fakeHost) {
+			os.Remove(f.path("run/user/1000/bus"))
+		}, OK, []string{"cgroupfs", "session-1.scope", "delegated"}},
+		{"nothing", func(t *testing.T, f *fakeHost) {
+			os.Remove(f.path("run/systemd/system"))
+			f.Access = func(p string, _ uint32) error { return unix.EACCES }
+		}, Warn, []string{"none", "pause and update refused"}},
+		{"no cgroup2", func(t *testing.T, f *fakeHost) { f.mountinfo(t) }, Warn, []string{"no cgroup v2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeHost(t)
+			tc.edit(t, f)
+			wantLine(t, f.Check().Conclusions, "cgroup", tc.status, tc.want...)
+		})
+	}
+}
+
 func TestCheckSubIDs(t *testing.T) {
 	f := newFakeHost(t)
 	f.write(t, "etc/subuid", "dev:100000\n")

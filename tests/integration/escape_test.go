@@ -367,8 +367,10 @@ func TestEscapeProfiles(t *testing.T) {
 		checkRows(t, rep, "run", r.user, "development")
 		checkCapsKept(t, rep, "development as "+r.user, capKill)
 
-		// hostile-tenant requires cgroup limits, which this build does not
-		// apply: chosen by annotation, it is refused by name.
+		// hostile-tenant requires cgroup limits, which this host cannot
+		// apply (no controllers in the v2 hierarchy, nothing delegated to
+		// the unprivileged user): chosen by annotation, it is refused by
+		// name.
 		b = r.escapeBundle(names, func(s *specs.Spec) {
 			s.Annotations = map[string]string{"run.zviz.profile": "hostile-tenant"}
 		})

@@ -27,6 +27,10 @@ type rt struct {
 	user string // "root" or testutil.TestUser
 	zviz string
 	root string // --root
+	// session, when set, runs zviz as the test user in a systemd --user
+	// session (cgroup_test.go).
+	session *testutil.UserManager
+	ids     []string // of the containers created or run, for checkClean
 }
 
 // forEachUser runs f as root and as the unprivileged test user.
@@ -68,6 +72,15 @@ func (res result) String() string {
 
 // cmd builds `zviz --root R args...` as the runtime's user.
 func (r *rt) cmd(args ...string) *exec.Cmd {
+	for _, a := range args {
+		if a == "create" || a == "run" {
+			r.ids = append(r.ids, args[len(args)-1])
+			break
+		}
+	}
+	if r.session != nil {
+		return r.session.Command(r.zviz, append([]string{"--root", r.root}, args...)...)
+	}
 	return testutil.RunAs(r.t, r.user, nil, r.zviz, append([]string{"--root", r.root}, args...)...)
 }
 
@@ -135,7 +148,7 @@ func (r *rt) checkClean() {
 		var names []string
 		for _, e := range ents {
 			names = append(names, e.Name())
-			_ = testutil.RunAs(t, r.user, nil, r.zviz, "--root", r.root, "delete", "--force", e.Name()).Run()
+			_ = r.cmd("delete", "--force", e.Name()).Run()
 		}
 		t.Errorf("state left behind in %s: %v", r.root, names)
 	}
@@ -143,6 +156,30 @@ func (r *rt) checkClean() {
 	if pids := initsUnder(r.root); len(pids) > 0 {
 		t.Errorf("zviz:[init] processes left behind: %v", pids)
 	}
+	// Root's containers get a cgroupfs cgroup here (cgroup_test.go).
+	for _, id := range r.ids {
+		dir := "/sys/fs/cgroup/unified/zviz-" + id
+		if _, err := os.Stat(dir); err == nil {
+			t.Errorf("cgroup left behind: %s", dir)
+			_ = os.Remove(filepath.Join(dir, "container"))
+			_ = os.Remove(dir)
+		}
+	}
+}
+
+// withoutCgroupNotes drops zviz's announcements about the container's
+// cgroup (no cgroup here for the unprivileged user, no controllers for
+// root: see cgroup_test.go) from stderr, for tests about something else.
+func withoutCgroupNotes(stderr string) string {
+	var keep []string
+	for _, l := range strings.SplitAfter(stderr, "\n") {
+		if strings.HasPrefix(l, "zviz: warning: no cgroup (") ||
+			(strings.HasPrefix(l, "zviz: warning: cgroup ") && strings.Contains(l, ": limits not applied: ")) {
+			continue
+		}
+		keep = append(keep, l)
+	}
+	return strings.Join(keep, "")
 }
 
 func uidOf(t testing.TB, name string) int {

@@ -32,6 +32,7 @@ var checks = map[string]func() error{
 	"slirp4netns":       func() error { return checkBinaries("slirp4netns", "nsenter", "ip") },
 	"pasta":             func() error { return checkBinaries("pasta") },
 	"busybox":           checkBusybox,
+	"systemd-user":      checkSystemdUser,
 }
 
 var featureCache sync.Map // feature name -> error (nil when present)
@@ -40,7 +41,8 @@ var featureCache sync.Map // feature name -> error (nil when present)
 // the message "requires FEATURE: why it is missing". Known features: root,
 // userns, unprivileged-user (zviztest exists and the test runs as root, so
 // it can switch to it), subuid, newuidmap, runc, bwrap, slirp4netns, pasta,
-// busybox, landlock>=N.
+// busybox, systemd-user (hack/systemd-user.sh can start a user manager),
+// landlock>=N.
 // An unknown name fails the test: a typo must not skip silently.
 func Requires(t testing.TB, features ...string) {
 	t.Helper()
