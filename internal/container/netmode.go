@@ -187,6 +187,10 @@ func startNetwork(o *Options, c *CreateOptions, dir string, s *specs.Spec, plan 
 		return refuse("user-mode networking lives as long as a foreground zviz run (create/start and run -d get none)")
 	case !plan.newUser:
 		return refuse("user-mode networking needs a user namespace of the container's own (rootless, or linux.uidMappings)")
+	case driver == "slirp4netns" && !mapsRoot(s):
+		// rootlesskit makes slirp4netns's tap with ip(8) run as the
+		// namespace's root; an unmapped root loses the capability at exec.
+		return refuse("slirp4netns needs uid 0 mapped in the container's user namespace (zviz sandbox maps only you): use --network pasta")
 	}
 	if _, err := exec.LookPath(driver); err != nil {
 		return refuse(driver + " is not installed")
@@ -339,4 +343,13 @@ func killDaemon(name string, initPid int) error {
 		}
 	}
 	return nil
+}
+
+// mapsRoot reports whether the container's uid 0 is mapped.
+func mapsRoot(s *specs.Spec) bool {
+	if s.Linux == nil {
+		return false
+	}
+	_, ok := hostID(s.Linux.UIDMappings, 0)
+	return ok
 }

@@ -202,3 +202,29 @@ func orphanDrivers(driver string) []int {
 	}
 	return out
 }
+
+// TestSandboxNetwork: zviz sandbox --network pasta reaches a listener on
+// the host through pasta; slirp4netns is refused by name (the sandbox maps
+// only the caller, and rootlesskit's tap needs the namespace's root).
+func TestSandboxNetwork(t *testing.T) {
+	testutil.Requires(t, "pasta", "busybox")
+	r := newRT(t, testutil.TestUser)
+	host := hostAddr(t)
+	port, accepted := countingListener(t, host)
+	dir := hostTempDir(t, r.user)
+	c := r.cmd("sandbox", "--network", "pasta", "--", "/bin/busybox", "sh", "-c",
+		fmt.Sprintf("cat /etc/resolv.conf; /bin/busybox nc -w 3 %s %d </dev/null && echo connected", host, port))
+	c.Dir = dir
+	res := r.runCmd(c)
+	if res.code != 0 || !strings.Contains(res.stdout, "connected") || !strings.Contains(res.stdout, "nameserver 10.0.2.3") || accepted() < 1 {
+		t.Errorf("sandbox --network pasta: %v (host saw %d connections)", res, accepted())
+	}
+	c = r.cmd("sandbox", "--network", "slirp4netns", "--", "/bin/true")
+	c.Dir = dir
+	if res := r.runCmd(c); res.code == 0 || !strings.Contains(res.stderr, "use --network pasta") {
+		t.Errorf("sandbox --network slirp4netns: %v", res)
+	}
+	if left := orphanDrivers("pasta"); len(left) > 0 {
+		t.Errorf("pasta processes left: %v", left)
+	}
+}
