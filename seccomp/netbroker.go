@@ -40,6 +40,9 @@ func (p *Profile) WithNetworkBroker() *Profile {
 	for _, r := range c.Allow {
 		if contains(NetworkSyscalls, r.Syscall) {
 			r.Why = "network.allow is active: the broker checks the destination address; was allowed: " + r.Why
+			if r.Syscall == "sendto" {
+				r.Why += " (without an address, send(2) on a connected socket, it stays allowed in BPF)"
+			}
 			c.Broker = append(c.Broker, r)
 			continue
 		}
