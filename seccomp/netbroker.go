@@ -5,8 +5,15 @@ import (
 )
 
 // NetworkSyscalls are the calls that carry a destination address behind
-// a pointer, which an egress allow-list needs the broker to read.
-var NetworkSyscalls = []string{"connect", "sendto", "sendmsg", "sendmmsg"}
+// a pointer, which an egress allow-list needs the broker to read, and
+// setsockopt, at the IPv4 and IPv6 levels only, where source routing
+// (IP_OPTIONS with LSRR/SSRR, IPv6 routing headers) would send a packet
+// for an allowed destination to a forbidden first hop.
+var NetworkSyscalls = []string{"connect", "sendto", "sendmsg", "sendmmsg", "setsockopt"}
+
+// IP levels of setsockopt(2) (IPPROTO_IP, IPPROTO_IPV6): brokered under an
+// allow-list; every other level stays a plain allowed call.
+var brokeredLevels = []uint32{0, 41}
 
 // NeedsNetworkBroker reports whether p's egress allow-list restricts
 // anything: a network.allow or network.allow_domains list that does not
@@ -40,8 +47,11 @@ func (p *Profile) WithNetworkBroker() *Profile {
 	for _, r := range c.Allow {
 		if contains(NetworkSyscalls, r.Syscall) {
 			r.Why = "network.allow is active: the broker checks the destination address; was allowed: " + r.Why
-			if r.Syscall == "sendto" {
+			switch r.Syscall {
+			case "sendto":
 				r.Why += " (without an address, send(2) on a connected socket, it stays allowed in BPF)"
+			case "setsockopt":
+				r.Why += " (brokered at the IP and IPv6 levels only, where source routing is set; others stay allowed in BPF)"
 			}
 			c.Broker = append(c.Broker, r)
 			continue
@@ -73,6 +83,33 @@ func addBrokerRule(f *libseccomp.ScmpFilter, name string, nr libseccomp.ScmpSysc
 			return err
 		}
 		return f.AddRuleConditionalExact(nr, act, []libseccomp.ScmpCondition{addr})
+	}
+	if name == "setsockopt" {
+		// Every level but IP and IPv6 is allowed (a disjoint cover of the
+		// other 32-bit values, as for ioctl); those two get act, or the
+		// default when it is the same.
+		for _, c := range complementCover(brokeredLevels, 31, 0) {
+			cond, err := libseccomp.MakeCondition(1, libseccomp.CompareMaskedEqual, uint64(c.mask), uint64(c.value))
+			if err != nil {
+				return err
+			}
+			if err := f.AddRuleConditionalExact(nr, libseccomp.ActAllow, []libseccomp.ScmpCondition{cond}); err != nil {
+				return err
+			}
+		}
+		if act == def {
+			return nil
+		}
+		for _, level := range brokeredLevels {
+			cond, err := libseccomp.MakeCondition(1, libseccomp.CompareMaskedEqual, 0xffffffff, uint64(level))
+			if err != nil {
+				return err
+			}
+			if err := f.AddRuleConditionalExact(nr, act, []libseccomp.ScmpCondition{cond}); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	if act == def {
 		return nil

@@ -55,6 +55,12 @@ func TestNetworkBroker(t *testing.T) {
 				{"sendto", []uint64{3, 0x1000, 10, 0, 1 << 32, 0}, "NOTIFY"},
 				{"recvfrom", []uint64{3, 0x1000, 10, 0, 0, 0}, allow},
 				{"write", []uint64{3, 0x1000, 10}, allow},
+				{"setsockopt", []uint64{3, 0, 4, 0x1000, 8}, "NOTIFY"},           // IPPROTO_IP, IP_OPTIONS
+				{"setsockopt", []uint64{3, 41, 57, 0x1000, 8}, "NOTIFY"},         // IPPROTO_IPV6, IPV6_RTHDR
+				{"setsockopt", []uint64{3, 1<<32 | 41, 26, 0x1000, 4}, "NOTIFY"}, // the kernel reads an int
+				{"setsockopt", []uint64{3, 1, 2, 0x1000, 4}, allow},              // SOL_SOCKET, SO_REUSEADDR
+				{"setsockopt", []uint64{3, 6, 1, 0x1000, 4}, allow},              // IPPROTO_TCP, TCP_NODELAY
+				{"setsockopt", []uint64{3, 0xffffffff, 1, 0x1000, 4}, allow},
 			} {
 				if got := v.call(c.name, c.args...); got != c.want {
 					t.Errorf("%s %+v: %s%v = %s, want %s", arch, opts, c.name, c.args, got, c.want)

@@ -85,6 +85,8 @@ func (b *Broker) handle(fd int, n *seccomp.Notification) (val int64, errno unix.
 		op, e = c.sendmsg()
 	case unix.SYS_SENDMMSG:
 		op, e = c.sendmmsg()
+	case unix.SYS_SETSOCKOPT:
+		op, e = c.setsockopt()
 	default:
 		e = unix.ENOSYS
 	}
@@ -131,6 +133,16 @@ func (c *call) socket() unix.Errno {
 	}
 	if c.typ, err = unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_TYPE); err != nil {
 		return unix.ENOTSOCK
+	}
+	if c.typ == unix.SOCK_RAW || c.typ == unix.SOCK_PACKET {
+		// A raw socket writes its own IP header (IP_HDRINCL, IPv6 raw
+		// with a routing header): the address the broker checks is not
+		// where the packet goes. (Raw sockets need CAP_NET_RAW, which no
+		// built-in profile keeps.)
+		if c.t.valid() {
+			c.b.refusal(callName(c.n.Nr), c.n, "on a raw socket")
+		}
+		return Refused
 	}
 	if c.typ == unix.SOCK_DGRAM && c.n.Nr == unix.SYS_CONNECT {
 		return 0 // a datagram connect never blocks
@@ -332,4 +344,20 @@ func ptr(b []byte) unsafe.Pointer {
 		return nil
 	}
 	return unsafe.Pointer(&b[0])
+}
+
+func callName(nr int32) string {
+	switch nr {
+	case unix.SYS_CONNECT:
+		return "connect"
+	case unix.SYS_SENDTO:
+		return "sendto"
+	case unix.SYS_SENDMSG:
+		return "sendmsg"
+	case unix.SYS_SENDMMSG:
+		return "sendmmsg"
+	case unix.SYS_SETSOCKOPT:
+		return "setsockopt"
+	}
+	return "syscall_" + strconv.Itoa(int(nr))
 }

@@ -90,8 +90,8 @@ func (c *call) readMsg(addr uint64) (*message, unix.Errno) {
 
 // translateRights replaces the caller's descriptor numbers in SCM_RIGHTS
 // messages by the broker's duplicates of the same files, so the receiver
-// gets what the caller meant to pass. A malformed header is left for the
-// kernel to refuse.
+// gets what the caller meant to pass, and refuses source routing
+// (sourceRouting). A malformed header is left for the kernel to refuse.
 func (c *call) translateRights(b []byte) unix.Errno {
 	for off := 0; off+sizeofCmsg <= len(b); {
 		clen := int(binary.NativeEndian.Uint64(b[off:]))
@@ -100,6 +100,12 @@ func (c *call) translateRights(b []byte) unix.Errno {
 		}
 		level := int32(binary.NativeEndian.Uint32(b[off+8:]))
 		typ := int32(binary.NativeEndian.Uint32(b[off+12:]))
+		if what, ok := sourceRouting(level, typ, true); ok {
+			if c.t.valid() {
+				c.b.refusal(callName(c.n.Nr), c.n, what)
+			}
+			return Refused
+		}
 		if level == unix.SOL_SOCKET && typ == unix.SCM_RIGHTS {
 			for p := off + sizeofCmsg; p+4 <= off+clen; p += 4 {
 				fd, e := c.t.getfd(uint64(binary.NativeEndian.Uint32(b[p:])))

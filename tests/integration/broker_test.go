@@ -111,6 +111,7 @@ func TestBrokerEgress(t *testing.T) {
 			"serve-unix:/dev/shm/s", "connect-unix:/dev/shm/s", "serve-unix:@zviz-broker", "connect-unix:@zviz-broker",
 			"count:10.0.0.1:8080", "count:10.0.0.2:8080", "count:[fd00::2]:8080", "count:[fd00::1]:8081",
 			"count:10.0.0.1:5353", "count:10.0.0.2:5353", "count:/dev/shm/s",
+			"srr:10.0.0.2", "retopts:10.0.0.2/10.0.0.1:5353", "tos",
 		}
 		b := r.brokerBundle("/probe try "+strings.Join(ops, " "), nil)
 		res := r.ok("--profile", prof, "run", "--network", "none", "--bundle", b, "egress-"+randID())
@@ -129,6 +130,11 @@ func TestBrokerEgress(t *testing.T) {
 			"sendmmsg-udp:10.0.0.2:5353", "send-connected:10.0.0.2:5353"} {
 			wantTry(t, got, refused, "EACCES")
 		}
+		// Source routing would send a packet for 10.0.0.1 to 10.0.0.2
+		// first: refused, while other IP-level options are set.
+		wantTry(t, got, "srr:10.0.0.2", "EACCES")
+		wantTry(t, got, "retopts:10.0.0.2/10.0.0.1:5353", "EACCES")
+		wantTry(t, got, "tos", "OK")
 		// 1 connect + 1 non-blocking; 1 sendto + 1 sendmsg + 2 sendmmsg + 1 send.
 		wantTry(t, got, "count:10.0.0.1:8080", "OK", "count", "2")
 		wantTry(t, got, "count:10.0.0.1:5353", "OK", "count", "5")
@@ -138,7 +144,9 @@ func TestBrokerEgress(t *testing.T) {
 		}
 		for _, line := range []string{"zviz: broker: connect 10.0.0.2:8080 refused (EACCES: not in network.allow)",
 			"zviz: broker: connect [fd00::2]:8080 refused", "zviz: broker: sendto 10.0.0.2:5353 refused",
-			"zviz: broker: sendmsg 10.0.0.2:5353 refused", "zviz: broker: sendmmsg 10.0.0.2:5353 refused"} {
+			"zviz: broker: sendmsg 10.0.0.2:5353 refused", "zviz: broker: sendmmsg 10.0.0.2:5353 refused",
+			"zviz: broker: setsockopt IP_OPTIONS (source routing) refused (EACCES: network.allow is active)",
+			"zviz: broker: sendmsg IP_RETOPTS (source routing) refused"} {
 			if !strings.Contains(res.stderr, line) {
 				t.Errorf("stderr lacks %q:\n%s", line, res.stderr)
 			}

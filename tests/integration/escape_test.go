@@ -507,7 +507,7 @@ func TestEscapeControl(t *testing.T) {
 // for the broker and network-mode tests (broker_test.go, netmode_test.go),
 // not escape attempts.
 var netTries = []string{"serve", "serve-udp", "serve-unix", "count", "connect", "connect-nb", "connect-unix",
-	"sendto-udp", "sendmsg-udp", "sendmmsg-udp", "send-connected", "race", "many", "resolve", "dial", "wait"}
+	"sendto-udp", "sendmsg-udp", "sendmmsg-udp", "send-connected", "race", "many", "resolve", "dial", "wait", "srr", "retopts", "tos"}
 
 // suidNobody copies the probe to dst owned by nobody (65534), mode 4755.
 func suidNobody(t *testing.T, probe, dst string) {

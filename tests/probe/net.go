@@ -41,6 +41,11 @@ import (
 //	                    addrs; ENOENT when the name does not resolve
 //	dial:NAME:PORT      resolve NAME and connect to it over TCP
 //	wait:SECS           sleep (listeners keep serving meanwhile)
+//	srr:HOP             setsockopt(IP_OPTIONS) with loose source routing via
+//	                    HOP on a UDP socket (the setsockopt's errno)
+//	retopts:HOP/ADDR    sendmsg to ADDR with an IP_RETOPTS control message
+//	                    routing via HOP
+//	tos                 setsockopt(IP_TOS) on a UDP socket: an ordinary option
 func init() {
 	for name, f := range map[string]tryFunc{
 		"serve": tryServe, "serve-udp": tryServeUDP, "serve-unix": tryServeUnix, "count": tryCount,
@@ -48,6 +53,7 @@ func init() {
 		"sendto-udp": trySendtoUDP, "sendmsg-udp": trySendmsgUDP, "sendmmsg-udp": trySendmmsgUDP,
 		"send-connected": trySendConnected, "race": tryRace, "many": tryMany,
 		"resolve": tryResolve, "dial": tryDial, "wait": tryWait,
+		"srr": trySRR, "retopts": tryRetopts, "tos": tryTOS,
 	} {
 		tries[name] = f
 	}
@@ -439,5 +445,69 @@ func tryWait(arg string, _ fields) error {
 		return unix.EINVAL
 	}
 	time.Sleep(time.Duration(secs * float64(time.Second)))
+	return nil
+}
+
+// lsrr is an IPv4 loose source route option through hop (RFC 791), padded
+// to a multiple of 4 with an end-of-options byte.
+func lsrr(hop string) ([]byte, error) {
+	a, err := netip.ParseAddr(hop)
+	if err != nil || !a.Is4() {
+		return nil, unix.EINVAL
+	}
+	h := a.As4()
+	return []byte{0x83, 7, 4, h[0], h[1], h[2], h[3], 0}, nil
+}
+
+func trySRR(hop string, _ fields) error {
+	opt, err := lsrr(hop)
+	if err != nil {
+		return err
+	}
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	_, err = rawSyscall(unix.SYS_SETSOCKOPT, uintptr(fd), unix.SOL_IP, unix.IP_OPTIONS,
+		uintptr(unsafe.Pointer(&opt[0])), uintptr(len(opt)))
+	return err
+}
+
+func tryRetopts(arg string, _ fields) error {
+	hop, addr, _ := strings.Cut(arg, "/")
+	opt, err := lsrr(hop)
+	if err != nil {
+		return err
+	}
+	fd, raw, err := socketFor(addr, unix.SOCK_DGRAM)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	oob := make([]byte, unix.CmsgSpace(len(opt)))
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+	h.Level, h.Type = unix.SOL_IP, unix.IP_RETOPTS
+	h.SetLen(unix.CmsgLen(len(opt)))
+	copy(oob[unix.CmsgLen(0):], opt)
+	var iov unix.Iovec
+	m := msghdr(raw, &iov)
+	m.Control, m.Controllen = &oob[0], uint64(len(oob))
+	_, err = rawSyscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&m)), 0)
+	return err
+}
+
+func tryTOS(string, fields) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.SetsockoptInt(fd, unix.SOL_IP, unix.IP_TOS, 0x10); err != nil {
+		return err
+	}
+	if v, err := unix.GetsockoptInt(fd, unix.SOL_IP, unix.IP_TOS); err != nil || v != 0x10 {
+		return unix.EIO // the broker did not set what was asked
+	}
 	return nil
 }
