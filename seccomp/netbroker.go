@@ -11,9 +11,11 @@ import (
 // for an allowed destination to a forbidden first hop.
 var NetworkSyscalls = []string{"connect", "sendto", "sendmsg", "sendmmsg", "setsockopt"}
 
-// IP levels of setsockopt(2) (IPPROTO_IP, IPPROTO_IPV6): brokered under an
-// allow-list; every other level stays a plain allowed call.
-var brokeredLevels = []uint32{0, 41}
+// Levels of setsockopt(2) brokered under an allow-list: IPPROTO_IP and
+// IPPROTO_IPV6 (source routing), and IPPROTO_SCTP, whose options connect
+// to lists of addresses (SCTP_SOCKOPT_CONNECTX) without connect(2). Every
+// other level stays a plain allowed call.
+var brokeredLevels = []uint32{0, 41, 132}
 
 // NeedsNetworkBroker reports whether p's egress allow-list restricts
 // anything: a network.allow or network.allow_domains list that does not
@@ -51,7 +53,7 @@ func (p *Profile) WithNetworkBroker() *Profile {
 			case "sendto":
 				r.Why += " (without an address, send(2) on a connected socket, it stays allowed in BPF)"
 			case "setsockopt":
-				r.Why += " (brokered at the IP and IPv6 levels only, where source routing is set; others stay allowed in BPF)"
+				r.Why += " (brokered at the IP, IPv6 and SCTP levels only, where source routing and multi-address connects are set; others stay allowed in BPF)"
 			}
 			c.Broker = append(c.Broker, r)
 			continue

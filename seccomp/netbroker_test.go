@@ -58,6 +58,7 @@ func TestNetworkBroker(t *testing.T) {
 				{"setsockopt", []uint64{3, 0, 4, 0x1000, 8}, "NOTIFY"},           // IPPROTO_IP, IP_OPTIONS
 				{"setsockopt", []uint64{3, 41, 57, 0x1000, 8}, "NOTIFY"},         // IPPROTO_IPV6, IPV6_RTHDR
 				{"setsockopt", []uint64{3, 1<<32 | 41, 26, 0x1000, 4}, "NOTIFY"}, // the kernel reads an int
+				{"setsockopt", []uint64{3, 132, 110, 0x1000, 16}, "NOTIFY"},      // SOL_SCTP, SCTP_SOCKOPT_CONNECTX
 				{"setsockopt", []uint64{3, 1, 2, 0x1000, 4}, allow},              // SOL_SOCKET, SO_REUSEADDR
 				{"setsockopt", []uint64{3, 6, 1, 0x1000, 4}, allow},              // IPPROTO_TCP, TCP_NODELAY
 				{"setsockopt", []uint64{3, 0xffffffff, 1, 0x1000, 4}, allow},

@@ -134,6 +134,17 @@ func (c *call) socket() unix.Errno {
 	if c.typ, err = unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_TYPE); err != nil {
 		return unix.ENOTSOCK
 	}
+	if c.typ == unix.SOCK_STREAM || c.typ == unix.SOCK_SEQPACKET {
+		// SCTP (stream and seqpacket) sends to address lists and to
+		// destinations named in control messages, and moves between a
+		// peer's addresses: not checkable here, refused.
+		if proto, err := unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_PROTOCOL); err == nil && proto == unix.IPPROTO_SCTP {
+			if c.t.valid() {
+				c.b.refusal(callName(c.n.Nr), c.n, "on an SCTP socket")
+			}
+			return Refused
+		}
+	}
 	if c.typ == unix.SOCK_RAW || c.typ == unix.SOCK_PACKET {
 		// A raw socket writes its own IP header (IP_HDRINCL, IPv6 raw
 		// with a routing header): the address the broker checks is not

@@ -35,6 +35,8 @@ func sourceRouting(level, name int32, cmsg bool) (string, bool) {
 		return "IPV6_RTHDR (routing header)", true
 	case level == unix.SOL_IPV6 && !cmsg && name == ipv62292PktOpts:
 		return "IPV6_2292PKTOPTIONS (may carry a routing header)", true
+	case level == unix.SOL_IPV6 && name == unix.IPV6_NEXTHOP:
+		return "IPV6_NEXTHOP (next hop)", true
 	}
 	return "", false
 }
@@ -61,6 +63,10 @@ func (c *call) setsockopt() (func() (int64, unix.Errno), unix.Errno) {
 	}
 	if !c.t.valid() {
 		return nil, unix.EINTR
+	}
+	if level == unix.IPPROTO_SCTP { // SOL_SCTP
+		c.b.refusal("setsockopt", c.n, "at the SCTP level (SCTP connects to address lists)")
+		return nil, Refused
 	}
 	// Clearing them (an empty value) is harmless.
 	if what, ok := sourceRouting(level, name, false); ok && size > 0 {
