@@ -92,6 +92,13 @@ func brokerBench(e *env) ([]result, error) {
 		}
 	}
 	fmt.Printf("as %s (uid %d): %d rounds, interleaved; each run: %d repetitions x %d iterations\n", e.user, e.uid, rounds, reps, iters)
+	return printBroker(cands, order, samples), nil
+}
+
+// printBroker prints the table and the derived numbers: the broker's round
+// trip (a brokered connect minus the same connect unbrokered) against the
+// target, and what unbrokered calls pay with and without an allow-list.
+func printBroker(cands []probeCand, order []string, samples []map[string][]float64) []result {
 	fmt.Printf("ns/op, median over rounds of each run's median\n%-13s", "")
 	for _, c := range cands {
 		fmt.Printf(" %15s", c.name)
@@ -119,5 +126,5 @@ func brokerBench(e *env) ([]result, error) {
 	}
 	fmt.Printf("connect-udp without an allow-list: %+.0f ns vs native (plain BPF allow: no broker)\n",
 		plain-median(samples[0]["connect-udp"]))
-	return results, nil
+	return results
 }
