@@ -187,10 +187,13 @@ func startNetwork(o *Options, c *CreateOptions, dir string, s *specs.Spec, plan 
 		return refuse("user-mode networking lives as long as a foreground zviz run (create/start and run -d get none)")
 	case !plan.newUser:
 		return refuse("user-mode networking needs a user namespace of the container's own (rootless, or linux.uidMappings)")
-	case driver == "slirp4netns" && !mapsRoot(s):
-		// rootlesskit makes slirp4netns's tap with ip(8) run as the
-		// namespace's root; an unmapped root loses the capability at exec.
-		return refuse("slirp4netns needs uid 0 mapped in the container's user namespace (zviz sandbox maps only you): use --network pasta")
+	case driver == "pasta" && os.Geteuid() == 0:
+		return refuse("pasta will not run as root (it becomes nobody, who cannot join the container's namespaces): run zviz as a user, or use --network slirp4netns with the container's uid 0 mapped to root")
+	case driver == "slirp4netns" && !callerIsRoot(s):
+		// rootlesskit makes slirp4netns's tap with ip(8) run, through
+		// nsenter --preserve-credentials, as us inside the namespace: only
+		// its root keeps the capability across that exec.
+		return refuse("slirp4netns needs the container's uid 0 to be you (rootless; zviz sandbox maps you to yourself): use --network pasta")
 	}
 	if _, err := exec.LookPath(driver); err != nil {
 		return refuse(driver + " is not installed")
@@ -345,11 +348,14 @@ func killDaemon(name string, initPid int) error {
 	return nil
 }
 
-// mapsRoot reports whether the container's uid 0 is mapped.
-func mapsRoot(s *specs.Spec) bool {
-	if s.Linux == nil {
-		return false
+// callerIsRoot reports whether the container's uid 0 is the caller: the
+// config maps it so, or maps nothing and zviz's default maps (rootless)
+// will.
+func callerIsRoot(s *specs.Spec) bool {
+	euid := uint32(os.Geteuid())
+	if s.Linux == nil || len(s.Linux.UIDMappings) == 0 {
+		return euid != 0
 	}
-	_, ok := hostID(s.Linux.UIDMappings, 0)
-	return ok
+	host, ok := hostID(s.Linux.UIDMappings, 0)
+	return ok && host == euid
 }

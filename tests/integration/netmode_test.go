@@ -159,6 +159,23 @@ func TestNetworkFlags(t *testing.T) {
 			if res.code == 0 || !strings.Contains(res.stderr, "needs a user namespace") {
 				t.Errorf("slirp4netns without a user namespace: %v", res)
 			}
+			res = r.run("run", "--network", "pasta", "--bundle", b, "np-"+randID())
+			if res.code == 0 || !strings.Contains(res.stderr, "needs a user namespace") {
+				t.Errorf("pasta without a user namespace: %v", res)
+			}
+			// Root with a user namespace whose root is not root: refused by
+			// name, as the drivers cannot configure it.
+			withUserNS := r.shBundle("true", func(s *specs.Spec) {
+				s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+				s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 200000, Size: 65536}}
+				s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 200000, Size: 65536}}
+			})
+			for driver, why := range map[string]string{"slirp4netns": "uid 0 to be you", "pasta": "will not run as root"} {
+				res = r.run("run", "--network", driver, "--bundle", withUserNS, "nu-"+randID())
+				if res.code == 0 || !strings.Contains(res.stderr, why) {
+					t.Errorf("%s as root with a user namespace: want %q, got %v", driver, why, res)
+				}
+			}
 		}
 		for _, bad := range [][]string{
 			{"--network", "bridge"}, {"-p", "80:80"}, {"--network", "none", "-p", "80:80"},
