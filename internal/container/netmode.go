@@ -169,7 +169,9 @@ func (n *userNet) stop() {
 // host with the chosen driver, publishes the ports and provisions
 // resolv.conf. It runs once the init's id maps are written and before the
 // bootstrap: the init's mount namespace is still a copy of ours, where
-// nsenter finds ip(8). dir is the container's state directory.
+// nsenter finds ip(8). dir is the container's state directory. In the
+// foreground the driver is ours; for create/start a zviz:[net] helper
+// (nethelper.go) starts it and keeps it until the init exits.
 func startNetwork(o *Options, c *CreateOptions, dir string, s *specs.Spec, plan *nsPlan, pid int, foreground, dnsByBroker bool) (*userNet, error) {
 	driver, asked := netDriver(o, c, s)
 	if driver == "" {
@@ -183,8 +185,6 @@ func startNetwork(o *Options, c *CreateOptions, dir string, s *specs.Spec, plan 
 		return nil, nil
 	}
 	switch {
-	case !foreground:
-		return refuse("user-mode networking lives as long as a foreground zviz run (create/start and run -d get none)")
 	case !plan.newUser:
 		return refuse("user-mode networking needs a user namespace of the container's own (rootless, or linux.uidMappings)")
 	case driver == "pasta" && os.Geteuid() == 0:
@@ -198,55 +198,86 @@ func startNetwork(o *Options, c *CreateOptions, dir string, s *specs.Spec, plan 
 	if _, err := exec.LookPath(driver); err != nil {
 		return refuse(driver + " is not installed")
 	}
-	logf, err := os.OpenFile(filepath.Join(dir, "network.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	defer logf.Close()
-	var publish []port.Spec
-	for _, p := range c.Publish {
-		sp, _ := parsePublish(p) // checked by applyNetworkFlag
-		publish = append(publish, sp)
-	}
-	var pd network.ParentDriver
-	api := filepath.Join(dir, "slirp4netns.sock")
-	switch driver {
-	case "slirp4netns":
-		pd, err = slirp4netns.NewParentDriver(logf, driver, 0, nil, "tap0", true, api, false, false, false)
-	case "pasta":
-		if err := pastaPorts(publish); err != nil {
-			return nil, err
-		}
-		pd, err = pasta.NewParentDriver(logf, driver, 0, nil, "tap0", true, false, len(publish) > 0)
+	job := &netJob{Driver: driver, Publish: c.Publish, Pid: pid, Dir: dir}
+	var n *userNet
+	var dns []string
+	var err error
+	if foreground {
+		n, dns, err = job.run()
+	} else {
+		dns, err = job.spawn(c.ID)
 	}
 	if err != nil {
-		return refuse(err.Error())
-	}
-	msg, cleanup, err := pd.ConfigureNetwork(pid, dir, "")
-	n := &userNet{cleanup: cleanup}
-	if driver == "pasta" {
-		// pasta daemonizes and the driver keeps no handle on it; older
-		// pasta (Debian 12's) outlives the namespace: stop it ourselves.
-		n.cleanup = func() error { return killDaemon("pasta", pid) }
-	}
-	if err == nil && driver == "slirp4netns" {
-		err = configureTap(pid, msg)
-	}
-	if err == nil && driver == "slirp4netns" && len(publish) > 0 {
-		err = publishSlirp(logf, api, msg, publish)
-	}
-	if err != nil {
-		n.stop()
 		return nil, fmt.Errorf("network %s: %w", driver, err)
 	}
 	if !dnsByBroker {
-		if err := provisionResolv(dir, s, msg.DNS); err != nil {
+		if err := provisionResolv(dir, s, dns); err != nil {
 			n.stop()
 			return nil, err
 		}
 	}
-	o.debugf("network %s up (%s/%d via %s)", driver, msg.IP, msg.Netmask, msg.Gateway)
+	o.debugf("network %s up", driver)
 	return n, nil
+}
+
+// netJob is one container's user-mode network, as the helper gets it.
+type netJob struct {
+	Driver  string   `json:"driver"`
+	Publish []string `json:"publish,omitempty"`
+	Pid     int      `json:"pid"` // the init
+	Dir     string   `json:"dir"` // the state directory: log, API socket
+}
+
+// run starts the driver, configures the tap and publishes the ports; it
+// returns the running network and the driver's DNS forwarders.
+func (j *netJob) run() (*userNet, []string, error) {
+	logf, err := os.OpenFile(filepath.Join(j.Dir, "network.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer logf.Close()
+	var publish []port.Spec
+	for _, p := range j.Publish {
+		sp, err := parsePublish(p)
+		if err != nil {
+			return nil, nil, err
+		}
+		publish = append(publish, sp)
+	}
+	var pd network.ParentDriver
+	api := filepath.Join(j.Dir, "slirp4netns.sock")
+	switch j.Driver {
+	case "slirp4netns":
+		pd, err = slirp4netns.NewParentDriver(logf, j.Driver, 0, nil, "tap0", true, api, false, false, false)
+	case "pasta":
+		if err := pastaPorts(publish); err != nil {
+			return nil, nil, err
+		}
+		pd, err = pasta.NewParentDriver(logf, j.Driver, 0, nil, "tap0", true, false, len(publish) > 0)
+	default:
+		err = fmt.Errorf("unknown driver %q", j.Driver)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	msg, cleanup, err := pd.ConfigureNetwork(j.Pid, j.Dir, "")
+	n := &userNet{cleanup: cleanup}
+	if j.Driver == "pasta" {
+		// pasta daemonizes and the driver keeps no handle on it; older
+		// pasta (Debian 12's) outlives the namespace: stop it ourselves.
+		n.cleanup = func() error { return killDaemon("pasta", j.Pid) }
+	}
+	if err == nil && j.Driver == "slirp4netns" {
+		err = configureTap(j.Pid, msg)
+	}
+	if err == nil && j.Driver == "slirp4netns" && len(publish) > 0 {
+		err = publishSlirp(logf, api, msg, publish)
+	}
+	if err != nil {
+		n.stop()
+		return nil, nil, err
+	}
+	return n, msg.DNS, nil
 }
 
 // configureTap gives slirp4netns's tap its address and the default route,

@@ -187,10 +187,6 @@ func TestNetworkFlags(t *testing.T) {
 				t.Errorf("zviz run %v: want a one-line error, got %v", bad, res)
 			}
 		}
-		c := r.cmd("create", "--network", "slirp4netns", "--bundle", b, "nd-"+randID())
-		if res := r.runCmd(c); res.code == 0 || !strings.Contains(res.stderr, "foreground") {
-			t.Errorf("create --network slirp4netns: want a refusal naming the foreground run, got %v", res)
-		}
 	})
 }
 
@@ -243,5 +239,59 @@ func TestSandboxNetwork(t *testing.T) {
 	}
 	if left := orphanDrivers("pasta"); len(left) > 0 {
 		t.Errorf("pasta processes left: %v", left)
+	}
+}
+
+// TestNetworkDetached: run -d --network slirp4netns keeps the network in a
+// zviz:[net] helper for as long as the container runs (-p forwards into
+// it meanwhile), and the helper and the driver are gone with it.
+func TestNetworkDetached(t *testing.T) {
+	testutil.Requires(t, "slirp4netns")
+	r := newRT(t, testutil.TestUser)
+	dir := hostTempDir(t, r.user)
+	hostPort := freePort(t)
+	id := "netd-" + randID()
+	out, err := os.Create(filepath.Join(dir, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := r.shBundle("/probe try serve:0.0.0.0:8080 wait:3 count:0.0.0.0:8080", nil)
+	c := r.cmd("run", "-d", "--network", "slirp4netns", "-p", fmt.Sprintf("%d:8080", hostPort), "--bundle", b, id)
+	c.Stdout, c.Stderr = out, out
+	res := r.runCmd(c)
+	out.Close()
+	if res.code != 0 {
+		b, _ := os.ReadFile(filepath.Join(dir, "out"))
+		t.Fatalf("run -d: %v\n%s", res, b)
+	}
+	if procWithCmdline("zviz:[net]\x00"+id+"\x00") == 0 {
+		t.Errorf("no zviz:[net] helper for %s", id)
+	}
+	for deadline := time.Now().Add(2500 * time.Millisecond); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if conn, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(hostPort), time.Second); err == nil {
+			conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+			_, _ = conn.Read(make([]byte, 1))
+			conn.Close()
+		}
+	}
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if strings.Contains(r.ok("state", id).stdout, `"status": "stopped"`) {
+			break
+		}
+	}
+	r.ok("delete", id)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && procWithCmdline("zviz:[net]\x00"+id+"\x00") != 0; {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if procWithCmdline("zviz:[net]\x00"+id+"\x00") != 0 {
+		t.Errorf("zviz:[net] helper of %s outlived it", id)
+	}
+	if left := orphanDrivers("slirp4netns"); len(left) > 0 {
+		t.Errorf("slirp4netns left behind: %v", left)
+	}
+	b2, _ := os.ReadFile(filepath.Join(dir, "out"))
+	got := tries(t, string(b2))
+	if n, _ := strconv.Atoi(got["count:0.0.0.0:8080"].Fields["count"]); n < 1 {
+		t.Errorf("-p into the detached container: it saw %d connections\n%s", n, b2)
 	}
 }
