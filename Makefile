@@ -20,7 +20,7 @@ LDFLAGS   := -s -w -extldflags -static -X main.version=$(VERSION)
 TESTFLAGS ?= -v
 TEST_USER ?= zviztest
 
-.PHONY: all build setup host-setup demo test test-vm check-fmt vet depcheck lint bench clean
+.PHONY: all build setup host-setup demo test test-host test-vm check-fmt vet depcheck lint bench clean
 
 all: build
 
@@ -76,15 +76,23 @@ vet:
 depcheck:
 	hack/depcheck.sh
 
+# Everything: the host tests, then the VM stage (below) on its own, since
+# the VM takes both cores.
 test: host-setup build check-fmt vet depcheck
+	$(GO) test -count=1 -timeout 30m $(TESTFLAGS) ./...
+	ZVIZ_TEST_VM=1 $(GO) test -count=1 -timeout 40m $(TESTFLAGS) ./tests/vm/
+
+# The host tests alone (skips the VM stage).
+test-host: host-setup build check-fmt vet depcheck
 	$(GO) test -count=1 -timeout 30m $(TESTFLAGS) ./...
 
 # The VM stage (hack/vm.sh, tests/vm): a Debian guest under qemu (TCG) with
-# systemd as PID 1, for real cgroup v2 limits and AppArmor. Not part of
-# `make test`: it boots a VM (about a minute) and builds its image the first
-# time (a few minutes; cached in /var/cache/zviz-test). Needs root.
+# systemd as PID 1, for real cgroup v2 limits (zviz's own memory, pids and
+# cpu limits, update, pause) and AppArmor. It builds its image the first
+# time (a few minutes; cached in /var/cache/zviz-test) and boots it (about a
+# minute). Needs root; skipped otherwise.
 test-vm: host-setup
-	ZVIZ_TEST_VM=1 $(GO) test -count=1 -timeout 30m $(TESTFLAGS) ./tests/vm/
+	ZVIZ_TEST_VM=1 $(GO) test -count=1 -timeout 40m $(TESTFLAGS) ./tests/vm/
 
 lint:
 	hack/lint.sh

@@ -67,11 +67,14 @@
 //   - Were the profile ever made enforcing, that exec would be denied;
 //     keep flags=(unconfined), or add attach_disconnected and an ix rule.
 //
-// And the memfd path is not taken for an installed zviz: CheckBinary
-// refuses a binary that anyone but root could write, and the copy is made
-// only when the container could write the binary, i.e. when zviz runs as
-// real root without a user namespace, or maps host root into one. Root is
-// not subject to the restriction. (Not yet observed on a kernel with
-// AppArmor; issue 6's VM stage is to read /proc/PID/attr/current of an
-// init started from the memfd.)
+// And the memfd path is not taken for an installed zviz run by a user:
+// CheckBinary refuses a binary that anyone but root could write, and the
+// copy is made only when the container could write the binary, i.e. when
+// zviz runs as real root without a user namespace, or maps host root into
+// one. Root is not subject to the restriction. Nor is it taken in
+// chdir-only isolation (internal/container/exe.go). Observed in the trixie
+// VM stage (tests/vm, kernel 6.12, AppArmor 4.1): root's init parked
+// before start has /proc/PID/exe "/memfd:zviz (deleted)" and
+// /proc/PID/attr/current "zviz (unconfined)", and so has the workload it
+// execs.
 package apparmor

@@ -514,7 +514,16 @@ up() {
 	wait_ssh "$STATE" || { teardown 0; die "$NAME: boot failed"; }
 	elapsed "$t0" >"$STATE/boot-seconds"
 	# The user's master too: its login starts the user's session (pam_systemd).
-	ssh_cmd -l "$TEST_USER" zviz-vm true || { teardown 0; die "$NAME: ssh as $TEST_USER failed"; }
+	# Retried: trixie's sshd (OpenSSH 10, PerSourcePenalties) refuses the
+	# next connection for a while after wait_ssh's attempts that timed out
+	# in the banner exchange on a loaded host ("kex_exchange_identification:
+	# Connection closed by remote host").
+	local try
+	for try in 1 2 3 4 5 6 7 8 9 10; do
+		ssh_cmd -l "$TEST_USER" zviz-vm true && break
+		((try < 10)) || { teardown 0; die "$NAME: ssh as $TEST_USER failed"; }
+		sleep 3
+	done
 	say "$NAME: up: ssh after $(cat "$STATE/boot-seconds")s ($SUITE, $(ssh_cmd -l root zviz-vm uname -r))"
 	status
 }

@@ -51,6 +51,7 @@
 //
 //   - ReadExec: execute, read_file, read_dir.
 //   - ReadOnly: read_file, read_dir.
+//   - ListOnly: read_dir.
 //   - Writable: ReadExec plus write_file, truncate (ABI 3), remove_file,
 //     remove_dir, make_reg, make_dir, make_sym, make_fifo, make_sock, refer
 //     (ABI 2) and ioctl_dev (ABI 5). So symlinks, FIFOs, unix sockets,

@@ -18,6 +18,9 @@ type Rules struct {
 	ReadExec []string
 	// ReadOnly: read, but not execute, beneath these paths.
 	ReadOnly []string
+	// ListOnly: list directories, and nothing else, beneath these paths
+	// (the directories above a path cut out of a grant).
+	ListOnly []string
 	// Writable: also write, create (no device nodes), remove, rename and
 	// link beneath these paths, and truncate and ioctl on device files
 	// (a writable root, rw mounts, /tmp, /dev/shm, /dev/null, /dev/pts ...).

@@ -16,6 +16,7 @@ import (
 const (
 	rightsReadExec gll.AccessFSSet = llsys.AccessFSExecute | llsys.AccessFSReadFile | llsys.AccessFSReadDir
 	rightsReadOnly gll.AccessFSSet = llsys.AccessFSReadFile | llsys.AccessFSReadDir
+	rightsListOnly gll.AccessFSSet = llsys.AccessFSReadDir
 	rightsWritable gll.AccessFSSet = rightsReadExec | llsys.AccessFSWriteFile | llsys.AccessFSTruncate |
 		llsys.AccessFSRemoveFile | llsys.AccessFSRemoveDir | llsys.AccessFSMakeReg | llsys.AccessFSMakeDir |
 		llsys.AccessFSMakeSym | llsys.AccessFSMakeFifo | llsys.AccessFSMakeSock | llsys.AccessFSRefer |
@@ -181,6 +182,7 @@ func pathRules(r *Rules, effFS gll.AccessFSSet) ([]gll.Rule, []string, error) {
 	}{
 		{"read-exec", r.ReadExec, rightsReadExec},
 		{"read-only", r.ReadOnly, rightsReadOnly},
+		{"list-only", r.ListOnly, rightsListOnly},
 		{"writable", r.Writable, rightsWritable},
 	}
 	var rules []gll.Rule

@@ -75,7 +75,7 @@ func TestDowngrades(t *testing.T) {
 // rights cut to the effective ABI, missing paths and symlinks noted.
 func TestPlanRules(t *testing.T) {
 	dir := t.TempDir()
-	mkdirs(t, dir, "rx", "rw", "real")
+	mkdirs(t, dir, "rx", "rw", "real", "list")
 	writeFile(t, filepath.Join(dir, "rw", "dev"), "")
 	if err := os.Symlink("real", filepath.Join(dir, "link")); err != nil {
 		t.Fatal(err)
@@ -83,6 +83,8 @@ func TestPlanRules(t *testing.T) {
 	r := &Rules{
 		ReadExec: []string{filepath.Join(dir, "rx")},
 		ReadOnly: []string{filepath.Join(dir, "link") + "/"},
+		// A file under list-only gets nothing (read_dir is a directory right).
+		ListOnly: []string{filepath.Join(dir, "list"), filepath.Join(dir, "rw", "dev")},
 		Writable: []string{filepath.Join(dir, "rw"), filepath.Join(dir, "rw", "dev"), filepath.Join(dir, "missing"),
 			filepath.Join(dir, "rw", "dev", "sub")},
 		RestrictNetwork: true, TCPBind: []uint16{8080}, TCPConnect: []uint16{53, 443},
@@ -98,6 +100,7 @@ func TestPlanRules(t *testing.T) {
 	want := []string{
 		"REQUIRE {execute,read_file,read_dir} for paths [" + dir + "/rx]",
 		"REQUIRE {read_file,read_dir} for paths [" + dir + "/link]",
+		"REQUIRE {read_dir} for paths [" + dir + "/list]",
 		// ABI 3: no ioctl_dev; make_char and make_block never granted.
 		"REQUIRE {execute,write_file,read_file,read_dir,remove_dir,remove_file,make_dir,make_reg,make_sock,make_fifo,make_sym,refer,truncate} for paths [" + dir + "/rw]",
 		"REQUIRE {execute,write_file,read_file,truncate} for paths [" + dir + "/rw/dev]",
@@ -124,8 +127,8 @@ func TestPlanRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(p.rules); n != 7 {
-		t.Errorf("ABI 6: %d rules, want 4 path rules and 3 port rules", n)
+	if n := len(p.rules); n != 8 {
+		t.Errorf("ABI 6: %d rules, want 5 path rules and 3 port rules", n)
 	}
 	if p.cfg.HandledAccessFS&llsys.AccessFSMakeChar == 0 || p.cfg.HandledAccessFS&llsys.AccessFSMakeBlock == 0 {
 		t.Errorf("ABI 6: make_char/make_block not handled (so not denied): %v", p.cfg)

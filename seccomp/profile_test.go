@@ -139,7 +139,7 @@ required: [notify]
 	if p.Limits.Memory != 1<<30 || p.Limits.Pids != 128 || p.Limits.CPU != 0.5 {
 		t.Errorf("limits %+v: memory from the file, pids and cpu from hostile-tenant", p.Limits)
 	}
-	if strings.Join(p.Required, ",") != "seccomp,landlock,landlock-scope,limits,notify" {
+	if strings.Join(p.Required, ",") != "seccomp,landlock,landlock-scope,limits,isolation,notify" {
 		t.Errorf("required %v", p.Required)
 	}
 	if !p.Filesystem.ReadonlyRoot || strings.Join(p.Extends, ",") != "hostile-tenant,default" {

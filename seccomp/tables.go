@@ -196,6 +196,9 @@ var networkModes = []string{"none", "nat", "host"}
 // them cannot be applied as asked (SPEC.md "Enforcement layers").
 var layers = []string{
 	"seccomp", "landlock", "landlock-net", "landlock-scope", "limits", "notify",
+	// isolation: the mount namespace and the rootfs; without it zviz
+	// falls back to chdir-only isolation (Landlock alone) unless required.
+	"isolation",
 }
 
 // FeatureSet is what `zviz features` and `zviz policy` print about this

@@ -10,11 +10,11 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/zviz/zviz/tests/testutil"
 )
 
 // The integration tests drive a real `systemd --user` over the real user bus,
@@ -25,9 +25,8 @@ import (
 // stdout (sessionMain, in session_test.go).
 
 const (
-	testUser  = "zviztest"
-	childEnv  = "ZVIZ_SYSTEMD_TEST_CHILD"
-	scriptRel = "../hack/systemd-user.sh"
+	testUser = "zviztest"
+	childEnv = "ZVIZ_SYSTEMD_TEST_CHILD"
 )
 
 func TestMain(m *testing.M) {
@@ -84,92 +83,22 @@ func featureMissing(f string) error {
 	return nil
 }
 
-// userManager is a running environment of hack/systemd-user.sh.
-type userManager struct {
-	script string
-	env    []string          // ZVIZ_SYSTEMD_ENV=... for every script call
-	vars   map[string]string // what `start` printed
-	cgroup string            // the environment's cgroup directory on the host
-	pid    int               // the manager
-}
+// userManager is a running environment of hack/systemd-user.sh
+// (testutil.UserManager).
+type userManager struct{ *testutil.UserManager }
 
 // startUserManager starts a manager for the test user in an environment of
 // its own, stopped (and its cgroups removed) when the test ends.
 func startUserManager(t *testing.T) *userManager {
 	t.Helper()
 	requires(t, "root", "unprivileged-user", "systemd-user", "cgroup2-unified")
-	script, err := filepath.Abs(scriptRel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	removeStaleEnvs(t, script)
-	m := &userManager{script: script,
-		env: []string{"ZVIZ_SYSTEMD_ENV=" + envPrefix + strconv.Itoa(os.Getpid()), "ZVIZ_TEST_USER=" + testUser}}
-	t.Cleanup(func() {
-		if out, err := m.command("stop").CombinedOutput(); err != nil {
-			t.Errorf("stop the user manager: %v\n%s", err, out)
-		}
-		if _, err := os.Stat(m.cgroup); m.cgroup != "" && !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("%s still exists after stop (%v)", m.cgroup, err)
-		}
-	})
-	start := time.Now()
-	out, err := m.command("start").Output()
-	if err != nil {
-		t.Fatalf("hack/systemd-user.sh start: %v\n%s", err, stderrOf(err))
-	}
-	t.Logf("systemd --user and the user bus up in %v", time.Since(start).Round(time.Millisecond))
-	m.vars = map[string]string{}
-	for line := range strings.Lines(string(out)) {
-		k, v, _ := strings.Cut(strings.TrimSpace(line), "=")
-		m.vars[k] = strings.ReplaceAll(v, `\ `, " ")
-	}
-	m.cgroup = m.vars["ZVIZ_SYSTEMD_CGROUP"]
-	m.pid, _ = strconv.Atoi(m.vars["ZVIZ_SYSTEMD_MANAGER_PID"])
-	if m.cgroup == "" || m.pid == 0 || m.vars["DBUS_SESSION_BUS_ADDRESS"] == "" {
-		t.Fatalf("hack/systemd-user.sh start printed no session:\n%s", out)
-	}
-	return m
-}
-
-// envPrefix + the test binary's pid names each test run's environment.
-const envPrefix = "zviz-systemd-test-"
-
-// removeStaleEnvs stops the environments of test runs that were killed
-// before their cleanup ran (their pid is gone).
-func removeStaleEnvs(t *testing.T, script string) {
-	dirs, _ := filepath.Glob("/sys/fs/cgroup/unified/" + envPrefix + "*")
-	for _, d := range dirs {
-		pid, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(d), envPrefix))
-		if err != nil || pid == os.Getpid() || syscall.Kill(pid, 0) == nil {
-			continue
-		}
-		cmd := exec.Command(script, "stop", testUser)
-		cmd.Env = append(os.Environ(), "ZVIZ_SYSTEMD_ENV="+filepath.Base(d))
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Logf("remove the stale environment %s: %v\n%s", d, err, out)
-		}
-	}
-}
-
-func (m *userManager) command(args ...string) *exec.Cmd {
-	cmd := exec.Command(m.script, args...)
-	cmd.Env = append(os.Environ(), m.env...)
-	return cmd
-}
-
-func stderrOf(err error) string {
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return string(ee.Stderr)
-	}
-	return ""
+	return &userManager{testutil.StartUserManager(t, "systemd")}
 }
 
 // hostPath is the host directory of cgroup, a path in the session's cgroup
 // namespace (whose root is the environment's cgroup).
 func (m *userManager) hostPath(cgroup string) string {
-	return filepath.Join(m.cgroup, cgroup)
+	return filepath.Join(m.Cgroup, cgroup)
 }
 
 // request is one line to the session child; reply is its answer.
@@ -232,7 +161,7 @@ func selfCopy(t *testing.T) string {
 func (m *userManager) newSession(t *testing.T) *session {
 	t.Helper()
 	bin := selfCopy(t)
-	cmd := m.command("run", testUser, "--", "env", childEnv+"=session", bin)
+	cmd := m.Command("env", childEnv+"=session", bin)
 	cmd.Dir = filepath.Dir(bin)
 	cmd.Stderr = &testWriter{t: t, prefix: "session: "}
 	in, err := cmd.StdinPipe()
@@ -300,4 +229,12 @@ type testWriter struct {
 func (w *testWriter) Write(p []byte) (int, error) {
 	w.t.Log(w.prefix + strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+func stderrOf(err error) string {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return string(ee.Stderr)
+	}
+	return ""
 }

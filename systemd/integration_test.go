@@ -156,7 +156,7 @@ func TestUserManagerErrors(t *testing.T) {
 		}
 	}
 	// No scope cgroup is left anywhere in the manager's tree.
-	leftover, _ := filepath.Glob(filepath.Join(m.cgroup, "user@*.service", "*", "zviz-test-*.scope"))
+	leftover, _ := filepath.Glob(filepath.Join(m.Cgroup, "user@*.service", "*", "zviz-test-*.scope"))
 	if len(leftover) > 0 {
 		t.Errorf("scope cgroups left behind: %v", leftover)
 	}

@@ -26,6 +26,7 @@ type globals struct {
 	rootless      string
 	profile       string
 	logDenials    bool
+	fullIsolation bool
 	version       bool
 	help          bool
 }
@@ -43,6 +44,7 @@ func parseGlobals(args []string) (*globals, []string, error) {
 	fs.StringVar(&g.profile, "profile", "", "security profile: a built-in name or a file (default: the annotation run.zviz.profile, else default)")
 	fs.BoolVar(&g.logDenials, "log-denials", false, "report every refused syscall with its name and arguments on stderr")
 	fs.BoolVar(&g.logDenials, "verbose", false, "same as --log-denials")
+	fs.BoolVar(&g.fullIsolation, "require-full-isolation", false, "refuse the chdir-only fallback when a new namespace cannot mount (AppArmor's user-namespace restriction)")
 	fs.BoolVar(&g.version, "version", false, "print the version")
 	fs.BoolVar(&g.version, "v", false, "print the version")
 	fs.BoolVar(&g.help, "help", false, "help")
@@ -67,7 +69,7 @@ func (g *globals) options() (*container.Options, error) {
 		}
 	}
 	return &container.Options{Root: root, SystemdCgroup: g.systemdCgroup, Debug: g.debug, Profile: g.profile,
-		LogDenials: g.logDenials, Warn: os.Stderr}, nil
+		LogDenials: g.logDenials, Warn: os.Stderr, RequireFullIsolation: g.fullIsolation}, nil
 }
 
 // fail reports err as the command's final line and returns exit code 1.

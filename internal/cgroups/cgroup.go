@@ -36,9 +36,13 @@ var (
 
 // Create makes dir and the missing directories above it. Before making
 // each, it enables the Wanted controllers that its parent offers (best
-// effort, as runc does: a parent that holds processes or is not the
-// caller's refuses, and the controller then does not show up in dir's
-// cgroup.controllers, which Available reports). It returns the topmost
+// effort, as runc does: a parent that is not the caller's refuses, and the
+// controller then does not show up in dir's cgroup.controllers, which
+// Available reports). A parent that holds processes of its own (a login
+// session's scope, say) is left alone: the kernel refuses the domain
+// controllers there but accepts the threaded ones (cpu, pids), and a child
+// of a cgroup with both processes and controllers is an invalid domain
+// that no process can join (EOPNOTSUPP). It returns the topmost
 // directory it made, for the caller's cleanup stack (Remove), or "" when
 // dir already existed. On failure nothing it made is left.
 func Create(dir string) (created string, err error) {
@@ -64,7 +68,9 @@ func Create(dir string) (created string, err error) {
 	}()
 	cur := base
 	for _, name := range strings.Split(rel, string(filepath.Separator)) {
-		enable(cur, Wanted) // best effort, see above
+		if !holdsProcesses(cur) {
+			enable(cur, Wanted) // best effort, see above
+		}
 		cur = filepath.Join(cur, name)
 		if err := mkdir(cur); err != nil && !errors.Is(err, unix.EEXIST) {
 			return created, fmt.Errorf("create cgroup %s: %w", cur, err)
@@ -74,6 +80,17 @@ func Create(dir string) (created string, err error) {
 		}
 	}
 	return created, nil
+}
+
+// holdsProcesses says whether the non-root cgroup dir has processes of
+// its own (the root cgroup, which has no cgroup.type, is exempt from the
+// no-internal-process rule).
+func holdsProcesses(dir string) bool {
+	if _, err := os.Stat(filepath.Join(dir, "cgroup.type")); err != nil {
+		return false
+	}
+	pids, err := readPids(filepath.Join(dir, "cgroup.procs"))
+	return err == nil && len(pids) > 0
 }
 
 // Join moves pid (the whole thread group) into dir.

@@ -34,6 +34,8 @@ type Options struct {
 	LogDenials bool
 	// Warn receives one-line warnings (layers not applied as asked).
 	Warn io.Writer
+	// RequireFullIsolation refuses the chdir-only fallback (isolation.go).
+	RequireFullIsolation bool
 }
 
 func (o *Options) store() *Store { return &Store{Root: o.Root} }
@@ -140,7 +142,7 @@ func create(o *Options, c *CreateOptions, foreground bool) (cr *created, err err
 	// The init is started as soon as its namespaces are known: the Go
 	// runtime's start-up in it overlaps with decoding and validating the
 	// config, the policy decision, the id maps and the state written here.
-	l, err := launchInit(o, h, early, plan, c, dl, &undo)
+	l, err := launchIsolated(o, h, early, plan, c, dl, &undo)
 	if err != nil {
 		return nil, err
 	}
@@ -148,6 +150,7 @@ func create(o *Options, c *CreateOptions, foreground bool) (cr *created, err err
 	if err := dl.watch(l.cmd.Process.Pid); err != nil {
 		return nil, err
 	}
+	iso := l.iso
 	s, err := fullSpec(c, bundle, data)
 	if err != nil {
 		return nil, err
@@ -165,7 +168,10 @@ func create(o *Options, c *CreateOptions, foreground bool) (cr *created, err err
 	rec := &record{
 		OCIVersion: specs.Version, ID: c.ID, Bundle: bundle, Rootfs: spec.RootfsPath(s, bundle),
 		Created: time.Now().UTC(), Owner: ownerName(os.Geteuid()), Annotations: s.Annotations, Spec: s,
-		Pid: l.cmd.Process.Pid, Start: l.start,
+		Pid: l.cmd.Process.Pid, Start: l.start, Isolation: iso.mode,
+	}
+	if iso.chdirOnly() {
+		iso.warnings = iso.adapt(s, rec.Rootfs)
 	}
 	mapped := l.mapIDs(s, plan)
 	policy, cg, err := applyPolicy(o, h, rec, l, dl)
@@ -208,7 +214,7 @@ func create(o *Options, c *CreateOptions, foreground bool) (cr *created, err err
 // container's state with them.
 func applyPolicy(o *Options, h *handle, rec *record, l *launched, dl *denialLog) (*wire.Policy, *cgroupPlan, error) {
 	s := rec.Spec
-	d, err := decidePolicy(o, s)
+	d, err := decidePolicy(o, s, l.iso)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -227,7 +233,7 @@ func applyPolicy(o *Options, h *handle, rec *record, l *launched, dl *denialLog)
 	prepareAgent(d.denials, rec)
 	res, notes := withCeiling(s.Linux.Resources, d.profile.Limits, d.profile.Name)
 	s.Linux.Resources = res
-	rec.Warnings, rec.Profile = append(layerWarnings(s), d.warnings...), d.policy.Profile
+	rec.Warnings, rec.Profile = append(append(l.iso.warnings, layerWarnings(s)...), d.warnings...), d.policy.Profile
 	rec.Warnings = append(rec.Warnings, notes...)
 	for _, w := range rec.Warnings {
 		o.warnf("%s", w)
@@ -295,6 +301,7 @@ type launched struct {
 	conn     *wire.Conn
 	preserve int
 	denialFD int // the denial log's socket in the init, or 0
+	iso      *isolation
 }
 
 // launchInit starts zviz:[init] in its namespaces, with the exec fifo, the
@@ -320,7 +327,7 @@ func launchInit(o *Options, h *handle, early *specs.Spec, plan *nsPlan, c *Creat
 	if err != nil {
 		return nil, err
 	}
-	path, copied, err := initExecutable(early, plan.newUser)
+	path, copied, err := initExecutable(early, plan)
 	if err != nil {
 		parent.Close()
 		child.Close()
@@ -394,7 +401,7 @@ func (l *launched) bootstrap(o *Options, rec *record, plan *nsPlan, c *CreateOpt
 		ID: c.ID, Bundle: rec.Bundle, Rootfs: rec.Rootfs, Spec: wire.NewInitSpec(rec.Spec), Join: plan.join,
 		NewUTS: plan.newUTS, NewNet: plan.newNet, NewCgroup: plan.newCgroup, UserNS: plan.inUserNS, NoPivot: c.NoPivot,
 		Console: rec.Spec.Process.Terminal, PreserveFDs: l.preserve, FifoFD: 3 + l.preserve + 1,
-		Policy: *policy, SetgroupsDenied: m.setgroupsDenied,
+		Policy: *policy, SetgroupsDenied: m.setgroupsDenied || l.iso.noSetgroups(), ChdirRoot: l.iso.root,
 	}
 	if o.Debug {
 		b.DebugSince = started.UnixNano()

@@ -22,10 +22,21 @@ import (
 // inside), the init is started from a sealed memfd copy instead, as runc
 // does; the copy costs about a millisecond.
 
+// In chdir-only isolation (isolation.go) no copy is made: Landlock grants
+// write access only beneath the rootfs, the writable bind sources and a
+// few devices, and it checks the file itself, however it is reached
+// (/proc/PID/exe included), so the binary can only be written where the
+// workload could write it anyway. That also keeps the init's exec path a
+// name AppArmor can attach to (apparmor/doc.go, "The sealed memfd copy").
+
 // initExecutable returns the path the init is exec'd from, or the sealed
 // copy to pass to it (see memfdPath), which the caller closes once the
 // init has started.
-func initExecutable(s *specs.Spec, newUser bool) (string, *os.File, error) {
+func initExecutable(s *specs.Spec, plan *nsPlan) (string, *os.File, error) {
+	if plan.chdirOnly {
+		return "/proc/self/exe", nil, nil
+	}
+	newUser := plan.newUser
 	exe, err := os.Open("/proc/self/exe")
 	if err != nil {
 		return "", nil, fmt.Errorf("open zviz binary: %w", err)

@@ -104,6 +104,12 @@ func members(r *record) []int {
 	if err != nil {
 		return nil
 	}
+	if self, err := os.Readlink("/proc/self/ns/pid"); err == nil && self == own {
+		// No pid namespace of its own (chdir-only isolation, or a config
+		// without one): that namespace is ours, the host's; only the
+		// init's descendants belong to the container.
+		return descendants(r.Pid)
+	}
 	ents, _ := os.ReadDir("/proc")
 	var pids []int
 	for _, e := range ents {

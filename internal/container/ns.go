@@ -25,6 +25,8 @@ type nsPlan struct {
 	// inUserNS: the init will run in a user namespace, its own or the one
 	// zviz already runs in (rootless podman).
 	inUserNS bool
+	// chdirOnly: the fallback of isolation.go, no namespace at all.
+	chdirOnly bool
 }
 
 var cloneFlag = map[specs.LinuxNamespaceType]uintptr{

@@ -42,7 +42,7 @@ type decision struct {
 // Landlock rules derived from the rootfs and the mounts. It edits s to the
 // capabilities and flags the init will apply, and returns what the init
 // needs plus the warnings for every layer weaker than asked.
-func decidePolicy(o *Options, s *specs.Spec) (*decision, error) {
+func decidePolicy(o *Options, s *specs.Spec, iso *isolation) (*decision, error) {
 	ref := o.Profile
 	if ref == "" {
 		ref = s.Annotations[ProfileAnnotation]
@@ -61,12 +61,18 @@ func decidePolicy(o *Options, s *specs.Spec) (*decision, error) {
 	if err := checkRequired(p); err != nil {
 		return nil, err
 	}
+	if err := checkIsolationRequired(p, iso); err != nil {
+		return nil, err
+	}
 	if p.Filesystem.ReadonlyRoot {
 		s.Root.Readonly = true
 	}
 	s.Process.NoNewPrivileges = true
 	s.Process.Capabilities = keepCaps(s.Process.Capabilities, p.Capabilities)
 	pol := &wire.Policy{Profile: p.Name, Landlock: landlockRules(s, p)}
+	if iso.chdirOnly() {
+		pol.Landlock = iso.landlockRules(s, p)
+	}
 	// The config's own filter (podman's) is installed too: the kernel runs
 	// both and the strictest answer wins.
 	if s.Linux.Seccomp != nil {
@@ -431,7 +437,7 @@ func landlockWarnings(r *wire.LandlockRules) ([]string, error) {
 // gets.
 func landlockRulesOf(r *wire.LandlockRules) *landlock.Rules {
 	return &landlock.Rules{
-		ReadExec: r.ReadExec, ReadOnly: r.ReadOnly, Writable: r.Writable,
+		ReadExec: r.ReadExec, ReadOnly: r.ReadOnly, ListOnly: r.ListOnly, Writable: r.Writable,
 		RestrictNetwork: r.RestrictNetwork, RestrictConnect: r.RestrictConnect, TCPBind: r.TCPBind, TCPConnect: r.TCPConnect,
 		Scope: r.Scope,
 	}

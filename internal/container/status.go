@@ -27,6 +27,9 @@ type State struct {
 	// many of its processes the OOM killer took.
 	Cgroup   *CgroupState `json:"cgroup,omitempty"`
 	OOMKills uint64       `json:"oomKills,omitempty"`
+	// Isolation: full, or chdir-only (no mount namespace, Landlock as the
+	// barrier; issue 6).
+	Isolation string `json:"isolation,omitempty"`
 }
 
 // CgroupState is the cgroup part of State.
@@ -104,7 +107,7 @@ func (r *record) state(dir string) *State {
 		Created:  r.Created,
 		Owner:    r.Owner,
 		Profile:  r.Profile,
-		Warnings: r.Warnings,
+		Warnings: r.Warnings, Isolation: r.Isolation,
 	}
 	if st.Status == StatusCreated || st.Status == StatusRunning || st.Status == StatusCreating || st.Status == StatusPaused {
 		st.Pid = r.Pid

@@ -53,7 +53,9 @@ type record struct {
 	Profile string `json:"profile,omitempty"`
 	// Cgroup is how the container's cgroup was made (cgroup.go).
 	Cgroup *cgroupRecord `json:"cgroup,omitempty"`
-	Spec   *specs.Spec   `json:"spec"`
+	// Isolation is full or chdir-only (isolation.go).
+	Isolation string      `json:"isolation,omitempty"`
+	Spec      *specs.Spec `json:"spec"`
 }
 
 // Store is the state directory tree of one user: one directory per

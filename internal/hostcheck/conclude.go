@@ -66,8 +66,8 @@ func (r *Report) decideIsolation(h *Host, add addFunc) {
 		return
 	}
 	r.Isolation = "chdir-only"
-	add("isolation", Warn, "chdir-only fallback (%s): no mount namespace, Landlock keeps the workload in its rootfs; "+
-		"refused where full isolation is required", why)
+	add("isolation", Warn, "chdir-only fallback (%s): no namespaces, Landlock keeps the workload in its rootfs; "+
+		"refused with --require-full-isolation or a profile's required: [isolation]", why)
 }
 
 func (r *Report) isolationBlocker(h *Host, probe ProbeResult) string {

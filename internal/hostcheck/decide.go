@@ -264,6 +264,8 @@ func (r *Report) layerAvailable(layer string) (bool, string) {
 		return r.Limits != "none", "no cgroup limits"
 	case "notify":
 		return f.Seccomp.UserNotif, "no seccomp user notification"
+	case "isolation":
+		return r.Isolation == "full", "isolation " + r.Isolation
 	}
 	return true, ""
 }

@@ -20,7 +20,7 @@ func applyLandlock(r *wire.LandlockRules) error {
 		return nil
 	}
 	rules := &landlock.Rules{
-		ReadExec: r.ReadExec, ReadOnly: r.ReadOnly, Writable: r.Writable,
+		ReadExec: r.ReadExec, ReadOnly: r.ReadOnly, ListOnly: r.ListOnly, Writable: r.Writable,
 		RestrictNetwork: r.RestrictNetwork, RestrictConnect: r.RestrictConnect, TCPBind: r.TCPBind, TCPConnect: r.TCPConnect,
 		Scope: r.Scope,
 	}

@@ -31,6 +31,7 @@ type process struct {
 	preserve  int
 	console   *console
 	policy    wire.Policy
+	chdirOnly bool // chdir-only isolation: paths are host paths under the root
 }
 
 // prepareProcess resolves everything about the process that can fail, so
@@ -41,7 +42,7 @@ func prepareProcess(b *wire.Bootstrap, s *specs.Spec, con *console) (*process, e
 	p := &process{
 		spec: s, args: sp.Args, cwd: sp.Cwd, user: sp.User,
 		setgroups: !b.SetgroupsDenied, caps: sp.Capabilities,
-		preserve: b.PreserveFDs, console: con, policy: b.Policy,
+		preserve: b.PreserveFDs, console: con, policy: b.Policy, chdirOnly: b.ChdirRoot != "",
 	}
 	if b.SetgroupsDenied && len(sp.User.AdditionalGids) > 0 {
 		return nil, errors.New("process.user.additionalGids: cannot be set: the user namespace has a single-id gid map without setgroups (add /etc/subgid ranges for this user)")
@@ -61,11 +62,16 @@ func prepareProcess(b *wire.Bootstrap, s *specs.Spec, con *console) (*process, e
 	if err := setOOMScoreAdj(sp.OOMScoreAdj); err != nil {
 		return nil, err
 	}
-	if err := os.Chdir(sp.Cwd); err != nil {
+	cwd, err := resolveIn(b.ChdirRoot, sp.Cwd)
+	if err == nil {
+		p.cwd = cwd
+		err = os.Chdir(cwd)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("chdir to cwd %q set in config.json: %w", sp.Cwd, unwrapPath(err))
 	}
-	p.env = processEnv(sp)
-	bin, err := lookPath(sp.Args[0], p.env)
+	p.env = processEnv(sp, b.ChdirRoot)
+	bin, err := lookPath(sp.Args[0], p.env, b.ChdirRoot)
 	if err != nil {
 		return nil, err
 	}
@@ -81,16 +87,16 @@ func setgroupsDenied() bool {
 
 // processEnv is process.env plus HOME from the container's /etc/passwd when
 // the config does not set it (as runc does).
-func processEnv(sp *specs.Process) []string {
+func processEnv(sp *specs.Process, root string) []string {
 	env := append([]string(nil), sp.Env...)
 	if _, ok := lookupEnv(env, "HOME"); !ok {
-		env = append(env, "HOME="+homeOf(sp.User.UID))
+		env = append(env, "HOME="+homeOf(sp.User.UID, root))
 	}
 	return env
 }
 
-func homeOf(uid uint32) string {
-	f, err := os.Open("/etc/passwd")
+func homeOf(uid uint32, root string) string {
+	f, err := os.Open(passwdFile(root))
 	if err != nil {
 		return "/"
 	}
@@ -105,13 +111,19 @@ func homeOf(uid uint32) string {
 	return "/"
 }
 
-// lookPath finds args[0] in the container, with the container's PATH.
-func lookPath(name string, env []string) (string, error) {
+// lookPath finds args[0] in the container, with the container's PATH; in
+// chdir-only isolation root is the host directory the container's paths
+// resolve under, and the host path is returned.
+func lookPath(name string, env []string, root string) (string, error) {
 	if strings.Contains(name, "/") {
-		if err := checkExecutable(name); err != nil {
+		p, err := resolveIn(root, name)
+		if err == nil {
+			err = checkExecutable(p)
+		}
+		if err != nil {
 			return "", fmt.Errorf("exec: %q: %w", name, err)
 		}
-		return name, nil
+		return p, nil
 	}
 	pathEnv, ok := lookupEnv(env, "PATH")
 	if !ok {
@@ -122,8 +134,10 @@ func lookPath(name string, env []string) (string, error) {
 		if dir == "" {
 			dir = "."
 		}
-		p := path.Join(dir, name)
-		err := checkExecutable(p)
+		p, err := resolveIn(root, path.Join(dir, name))
+		if err == nil {
+			err = checkExecutable(p)
+		}
 		if err == nil {
 			return p, nil
 		}

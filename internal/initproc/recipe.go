@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/zviz/zviz/internal/hooks"
 	"github.com/zviz/zviz/internal/rootfs"
 	"github.com/zviz/zviz/internal/wire"
@@ -14,6 +16,9 @@ import (
 // "created". One line per step; the order is load-bearing and each
 // constraint is commented. The security layers follow in launch.
 func build(conn *wire.Conn, b *wire.Bootstrap) (*process, error) {
+	if b.ChdirRoot != "" {
+		return buildChdirOnly(conn, b)
+	}
 	s := b.Spec.Spec()
 	rc := &rootfs.Config{Rootfs: b.Rootfs, Spec: s, UserNS: b.UserNS, NoPivot: b.NoPivot}
 
@@ -78,6 +83,12 @@ func build(conn *wire.Conn, b *wire.Bootstrap) (*process, error) {
 		return nil, err
 	}
 	step("masked and read-only paths done")
+	return ready(conn, b, s, con)
+}
+
+// ready resolves the process and tells the parent the container is
+// created.
+func ready(conn *wire.Conn, b *wire.Bootstrap, s *specs.Spec, con *console) (*process, error) {
 	p, err := prepareProcess(b, s, con)
 	if err != nil {
 		return nil, err
@@ -152,7 +163,7 @@ func (p *process) launch() error {
 	}
 	// Capability bounding set and the user switch: the bounding set needs
 	// CAP_SETPCAP, which the switch to a non-root uid would take away.
-	if err := dropBounding(p.caps); err != nil {
+	if err := p.dropBounding(); err != nil {
 		return err
 	}
 	if err := p.switchUser(); err != nil {

@@ -9,7 +9,11 @@
 //
 //	parent                                   init (pid 1 of the new pid ns)
 //	  peek at config.json's namespaces;
-//	  clone(new namespaces) + exec zviz:[init]
+//	  clone(new namespaces) + exec zviz:[init],
+//	  beside it the isolation probe (can a
+//	  new namespace mount?); when it cannot,
+//	  kill that init and start one in no
+//	  namespace (chdir-only: ChdirRoot set)
 //	  meanwhile: decode and validate the
 //	  whole config, decide the policy
 //	  (profile, seccomp BPF, Landlock rules,
@@ -37,6 +41,10 @@
 //	                                           with --log-denials or a broker
 //	                                           its listener is announced on
 //	                                           DenialFD and taken), execve
+//
+// In chdir-only isolation the init skips everything that needs a
+// namespace (cgroup, joins, hostname, loopback, mounts, pivot_root,
+// sysctls, masked paths) and resolves cwd and args[0] under ChdirRoot.
 //
 // At any step the init may answer Error{message} instead and exit; the
 // message is the root cause and survives unchanged to the parent's last
@@ -305,6 +313,10 @@ type Bootstrap struct {
 	// (an unprivileged single-id gid map), so additionalGids are refused.
 	SetgroupsDenied bool `json:"setgroupsDenied,omitempty"`
 	NoPivot         bool `json:"noPivot,omitempty"`
+	// ChdirRoot, when set, is chdir-only isolation (issue 6): no
+	// namespaces and no mounts; the process's cwd and executable resolve
+	// under this host directory, and Landlock is the barrier.
+	ChdirRoot string `json:"chdirRoot,omitempty"`
 	// Console: create a pty inside the container and send its master back.
 	Console bool `json:"console,omitempty"`
 	// FifoFD is the O_PATH descriptor of the exec fifo, and PreserveFDs the
@@ -348,6 +360,7 @@ type Policy struct {
 type LandlockRules struct {
 	ReadExec        []string `json:"readExec,omitempty"`
 	ReadOnly        []string `json:"readOnly,omitempty"`
+	ListOnly        []string `json:"listOnly,omitempty"`
 	Writable        []string `json:"writable,omitempty"`
 	RestrictNetwork bool     `json:"restrictNetwork,omitempty"`
 	RestrictConnect bool     `json:"restrictConnect,omitempty"`

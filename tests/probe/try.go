@@ -93,16 +93,17 @@ var tries = map[string]tryFunc{
 	"setuid-self":       tryChildSetuid,    // OK: to the uid it has
 
 	// Sockets.
-	"socket-packet":   trySocket(unix.AF_PACKET, unix.SOCK_RAW, 0),                   // EPERM without CAP_NET_RAW
-	"socket-netlink":  trySocket(unix.AF_NETLINK, unix.SOCK_RAW, unix.NETLINK_ROUTE), // OK
-	"socket-vsock":    trySocket(unix.AF_VSOCK, unix.SOCK_STREAM, 0),                 // OK where vsock exists
-	"socket-alg":      trySocket(unix.AF_ALG, unix.SOCK_SEQPACKET, 0),                // OK where AF_ALG exists
-	"socket-raw":      trySocket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_ICMP),     // EPERM without CAP_NET_RAW
-	"socket-unix":     trySocket(unix.AF_UNIX, unix.SOCK_STREAM, 0),                  // OK
-	"socket-inet":     trySocket(unix.AF_INET, unix.SOCK_STREAM, 0),                  // OK
-	"socket-inet6":    trySocket(unix.AF_INET6, unix.SOCK_STREAM, 0),                 // OK
-	"socketpair-unix": trySocketpair(unix.AF_UNIX),                                   // OK
-	"socketpair-inet": trySocketpair(unix.AF_INET),                                   // EOPNOTSUPP
+	"socket-packet":    trySocket(unix.AF_PACKET, unix.SOCK_RAW, 0),                   // EPERM without CAP_NET_RAW
+	"socket-netlink":   trySocket(unix.AF_NETLINK, unix.SOCK_RAW, unix.NETLINK_ROUTE), // OK
+	"socket-vsock":     trySocket(unix.AF_VSOCK, unix.SOCK_STREAM, 0),                 // OK where vsock exists
+	"socket-alg":       trySocket(unix.AF_ALG, unix.SOCK_SEQPACKET, 0),                // OK where AF_ALG exists
+	"socket-raw":       trySocket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_ICMP),     // EPERM without CAP_NET_RAW
+	"socket-unix":      trySocket(unix.AF_UNIX, unix.SOCK_STREAM, 0),                  // OK
+	"socket-inet":      trySocket(unix.AF_INET, unix.SOCK_STREAM, 0),                  // OK
+	"socket-inet6":     trySocket(unix.AF_INET6, unix.SOCK_STREAM, 0),                 // OK
+	"socketpair-unix":  trySocketpair(unix.AF_UNIX),                                   // OK
+	"socketpair-inet":  trySocketpair(unix.AF_INET),                                   // EOPNOTSUPP
+	"connect-abstract": tryConnectAbstract,                                            // connect-abstract:NAME; EPERM under Landlock scoping
 
 	// Terminals (a fresh pty, never the caller's terminal).
 	"tiocsti":      tryTIOCSTI,                  // OK with dev.tty.legacy_tiocsti=1, else EIO
@@ -634,6 +635,22 @@ func tryWriteSys(_ string, f fields) error {
 		}
 	}
 	return fmt.Errorf("none of %v exists", sysTargets)
+}
+
+// tryConnectAbstract connects a unix stream socket to the abstract
+// address NAME (given after the colon): another network namespace's
+// abstract sockets are not found (ECONNREFUSED), and Landlock's scoping
+// (ABI 6) refuses one created outside the sandbox with EPERM.
+func tryConnectAbstract(name string, f fields) error {
+	if name == "" {
+		return errors.New("connect-abstract needs a name: connect-abstract:zviz-test")
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Connect(fd, &unix.SockaddrUnix{Name: "@" + name})
 }
 
 // tryReadFile reads the path given after the colon; the first bytes go to

@@ -50,6 +50,26 @@ func BuildProbe(t testing.TB) string {
 	return probePath
 }
 
+var (
+	nomountOnce sync.Once
+	nomountPath string
+	nomountErr  error
+)
+
+// BuildNoMount builds the static tests/nomount once per test binary: it
+// runs a program with mount, pivot_root and the new mount API failing
+// with EPERM, as under Ubuntu's AppArmor user-namespace restriction.
+func BuildNoMount(t testing.TB) string {
+	t.Helper()
+	nomountOnce.Do(func() {
+		nomountPath, nomountErr = build("nomount", "./tests/nomount", "CGO_ENABLED=0", "-ldflags", "-s -w")
+	})
+	if nomountErr != nil {
+		t.Fatal(nomountErr)
+	}
+	return nomountPath
+}
+
 // Main runs the tests and then removes what BuildZviz and BuildProbe built.
 // Call it from TestMain.
 func Main(m *testing.M) {
