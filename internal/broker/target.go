@@ -29,7 +29,8 @@ type target struct {
 
 // pidfdThread is PIDFD_THREAD (Linux >= 6.9): a pidfd for a thread that
 // is not its process's leader.
-const pidfdThread = unix.O_EXCL
+// A variable so that tests can take the path of kernels without it.
+var pidfdThread = unix.O_EXCL
 
 // thread is what the broker keeps open for one calling thread: its pidfd
 // and its memory (/proc/TID/mem, bound to its address space when
