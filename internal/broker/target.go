@@ -79,7 +79,7 @@ type threadCache struct {
 	m map[int]*thread
 }
 
-const maxThreads = 512
+const maxThreads = 256 // two descriptors each
 
 func (c *threadCache) get(tid int) (*thread, unix.Errno) {
 	if th, ok := c.m[tid]; ok {
