@@ -15,6 +15,8 @@ PACKAGES=(
 	# runtimes and tools the tests compare against or drive
 	runc bubblewrap busybox-static uidmap iproute2 debootstrap
 	util-linux procps psmisc
+	# rootless user-mode networking (zviz run --network slirp4netns|pasta)
+	slirp4netns passt
 	# a real systemd user manager and user bus for the systemd/ tests
 	# (hack/systemd-user.sh); --no-install-recommends keeps systemd-sysv out
 	systemd dbus-daemon dbus-user-session

@@ -29,6 +29,10 @@ type Rules struct {
 	// RestrictNetwork denies TCP bind(2) and connect(2) except to the
 	// listed ports (ABI 4). Without it the ports must be empty.
 	RestrictNetwork bool
+	// RestrictConnect denies only TCP connect(2) except to TCPConnect
+	// (ABI 4): an egress allow-list, which must leave servers free to
+	// bind. TCPBind must then be empty.
+	RestrictConnect bool
 	TCPBind         []uint16
 	TCPConnect      []uint16
 

@@ -48,8 +48,11 @@ type plan struct {
 // wanted is the ruleset zviz asks for before any downgrade.
 func wanted(r *Rules) gll.Config {
 	c := gll.Config{HandledAccessFS: gll.V5.HandledAccessFS}
-	if r.RestrictNetwork {
+	switch {
+	case r.RestrictNetwork:
 		c.HandledAccessNet = llsys.AccessNetBindTCP | llsys.AccessNetConnectTCP
+	case r.RestrictConnect:
+		c.HandledAccessNet = llsys.AccessNetConnectTCP
 	}
 	if r.Scope {
 		c.Scoped = gll.V6.Scoped
@@ -64,7 +67,7 @@ func makePlan(r *Rules, kernelABI, errata int) (*plan, error) {
 	if r == nil {
 		return nil, errors.New("landlock: no rules")
 	}
-	if !r.RestrictNetwork && (len(r.TCPBind) > 0 || len(r.TCPConnect) > 0) {
+	if !r.RestrictNetwork && (len(r.TCPBind) > 0 || !r.RestrictConnect && len(r.TCPConnect) > 0) {
 		// Ports without the switch would silently restrict nothing.
 		return nil, errors.New("landlock: TCP port rules given without RestrictNetwork")
 	}
@@ -135,8 +138,11 @@ var finer = []feature{
 		lost: "truncate(2) and O_TRUNC not restricted: files outside writable paths can be emptied (LANDLOCK_ACCESS_FS_TRUNCATE)"},
 	{fs: llsys.AccessFSIoctlDev,
 		lost: "ioctl(2) on device files not restricted (LANDLOCK_ACCESS_FS_IOCTL_DEV)"},
+	// One line for the TCP rights wanted (the net features match exactly).
 	{net: llsys.AccessNetBindTCP | llsys.AccessNetConnectTCP,
 		lost: "TCP bind(2) and connect(2) not restricted to the allowed ports"},
+	{net: llsys.AccessNetConnectTCP,
+		lost: "TCP connect(2) not restricted to the allowed ports"},
 	{scope: llsys.ScopeAbstractUnixSocket,
 		lost: "abstract unix sockets outside the container reachable (LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET)"},
 	{scope: llsys.ScopeSignal,
@@ -148,6 +154,9 @@ var finer = []feature{
 func downgrades(want, eff gll.Config, usable int, why string) []string {
 	var lines []string
 	add := func(f feature) {
+		if f.net != 0 && want.HandledAccessNet != f.net {
+			return
+		}
 		c := gll.Config{HandledAccessFS: f.fs, HandledAccessNet: f.net, Scoped: f.scope}
 		if w := intersect(c, want); w != (gll.Config{}) && intersect(w, eff) != w {
 			lines = append(lines, fmt.Sprintf("%s: needs Landlock ABI %d, have %d%s", f.lost, minABI(w), usable, why))

@@ -200,3 +200,36 @@ func writeFile(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+// TestRestrictConnectOnly: an egress allow-list restricts TCP connect to
+// its ports and leaves bind alone (servers listen on any port); bind
+// ports without RestrictNetwork are refused.
+func TestRestrictConnectOnly(t *testing.T) {
+	r := &Rules{ReadExec: []string{"/"}, RestrictConnect: true, TCPConnect: []uint16{443}}
+	p, err := makePlan(r, 6, allErrata)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.cfg.HandledAccessNet; got != llsys.AccessNetConnectTCP {
+		t.Errorf("handled net rights %#x, want connect only %#x", got, llsys.AccessNetConnectTCP)
+	}
+	var rules []string
+	for _, rule := range p.rules {
+		if s := stringOf(rule); strings.Contains(s, "443") {
+			rules = append(rules, s)
+		}
+	}
+	if len(rules) != 1 || !strings.Contains(rules[0], "connect_tcp") {
+		t.Errorf("port rules %v, want one connect rule for 443", rules)
+	}
+	old, err := makePlan(r, 3, allErrata)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := strings.Join(old.report.Downgrades, "\n"); !strings.Contains(d, "TCP connect(2) not restricted") || strings.Contains(d, "bind") {
+		t.Errorf("ABI 3 downgrades should name connect only:\n%s", d)
+	}
+	if _, err := makePlan(&Rules{RestrictConnect: true, TCPBind: []uint16{80}}, 6, allErrata); err == nil {
+		t.Error("bind ports with RestrictConnect only: accepted")
+	}
+}

@@ -118,8 +118,22 @@ func build(p *Profile, arch string, target libseccomp.ScmpArch, opts CompileOpti
 		{p.Deny, deny},
 		{p.Broker, broker},
 	}
-	for _, l := range plain {
+	for i, l := range plain {
 		for _, r := range l.rules {
+			if i == 2 { // broker
+				nr, ok, err := resolveOn(r, arch)
+				if err != nil {
+					return nil, false, err
+				}
+				if !ok {
+					continue
+				}
+				if err := addBrokerRule(f, r.Syscall, nr, l.act, def); err != nil {
+					return nil, false, fmt.Errorf("rule %s %s: %w", r.Syscall, l.act, err)
+				}
+				notify = true
+				continue
+			}
 			if l.act == def {
 				if _, _, err := resolveOn(r, arch); err != nil {
 					return nil, false, err // the default action covers it; only check the name

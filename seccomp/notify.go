@@ -283,7 +283,9 @@ type ListenOptions struct {
 	// must check IDValid before acting). Nil refuses them with ENOSYS,
 	// what the kernel answers when there is no listener: fail closed.
 	// Broker answers are not logged as denials.
-	Broker func(fd int, n *Notification) (val int64, errno unix.Errno)
+	// A call that may block is answered later: answered true means the
+	// broker has handed it to a goroutine that calls RespondErrno itself.
+	Broker func(fd int, n *Notification) (val int64, errno unix.Errno, answered bool)
 }
 
 // Listen answers every notification on listener fd until no process uses
@@ -337,7 +339,10 @@ func Listen(fd int, table *DenialTable, w io.Writer, opts ListenOptions) error {
 			if opts.Broker == nil {
 				errno = unix.ENOSYS
 			} else {
-				val, errno = opts.Broker(fd, n)
+				var answered bool
+				if val, errno, answered = opts.Broker(fd, n); answered {
+					continue
+				}
 			}
 		}
 		if err := RespondErrno(fd, n.ID, val, errno); err != nil && err != unix.ENOENT {

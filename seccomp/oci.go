@@ -19,11 +19,19 @@ import (
 // as zviz's own profile does. Syscall names this arch does not know are
 // skipped, as runc does. It returns the program and the seccomp(2) flags
 // the config asks for at install. SCMP_ACT_NOTIFY needs an agent
-// (listenerPath), which is refused here.
+// (linux.seccomp.listenerPath): the program then has Notify set, and its
+// listener goes to that agent.
 func CompileOCI(s *specs.LinuxSeccomp, arch string) (*Program, uint, error) {
 	name, target, err := canonicalArch(arch)
 	if err != nil {
 		return nil, 0, err
+	}
+	notify := s.DefaultAction == specs.ActNotify
+	for _, sc := range s.Syscalls {
+		notify = notify || sc.Action == specs.ActNotify
+	}
+	if notify && s.ListenerPath == "" {
+		return nil, 0, fmt.Errorf("linux.seccomp: %s needs a seccomp agent: linux.seccomp.listenerPath is not set", specs.ActNotify)
 	}
 	def, err := ociAction(s.DefaultAction, s.DefaultErrnoRet)
 	if err != nil {
@@ -47,7 +55,7 @@ func CompileOCI(s *specs.LinuxSeccomp, arch string) (*Program, uint, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("linux.seccomp: %w", err)
 	}
-	return &Program{Profile: "config.json", Arch: name, Instructions: len(bpf) / 8, BPF: bpf}, flags, nil
+	return &Program{Profile: "config.json", Arch: name, Instructions: len(bpf) / 8, BPF: bpf, Notify: notify}, flags, nil
 }
 
 func addOCIRule(f *libseccomp.ScmpFilter, target libseccomp.ScmpArch, sc specs.LinuxSyscall) error {
@@ -148,7 +156,7 @@ func ociAction(a specs.LinuxSeccompAction, errnoRet *uint) (libseccomp.ScmpActio
 	case specs.ActLog:
 		return libseccomp.ActLog, nil
 	case specs.ActNotify:
-		return 0, fmt.Errorf("%s: needs a seccomp agent (linux.seccomp.listenerPath), which this zviz build does not support", a)
+		return libseccomp.ActNotify, nil
 	}
 	return 0, fmt.Errorf("%q: unknown action", a)
 }
@@ -183,7 +191,8 @@ func flagNames() []string {
 // document: actions, operators, flags, from the tables above.
 func OCIFeatures() (actions, operators, flags []string) {
 	actions = []string{string(specs.ActKill), string(specs.ActKillProcess), string(specs.ActKillThread),
-		string(specs.ActTrap), string(specs.ActErrno), string(specs.ActTrace), string(specs.ActAllow), string(specs.ActLog)}
+		string(specs.ActTrap), string(specs.ActErrno), string(specs.ActTrace), string(specs.ActAllow), string(specs.ActLog),
+		string(specs.ActNotify)}
 	for op := range ociOps {
 		operators = append(operators, string(op))
 	}

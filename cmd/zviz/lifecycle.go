@@ -24,6 +24,9 @@ func createFlags(name string, c *container.CreateOptions) *flagSet {
 	fs.IntVar(&c.PreserveFDs, "preserve-fds", 0, "pass this many fds after stdio")
 	fs.BoolVar(&c.NoPivot, "no-pivot", false, "chroot instead of pivot_root")
 	fs.BoolVar(&c.NoNewKeyring, "no-new-keyring", false, "accepted for runc compatibility")
+	fs.StringVar(&c.Network, "network", "", "none|host|slirp4netns|pasta (default: the config's, or the profile's mode)")
+	fs.Var((*multi)(&c.Publish), "p", "publish HOSTPORT:CONTAINERPORT[/tcp|udp] (repeatable; slirp4netns, pasta)")
+	fs.Var((*multi)(&c.Publish), "publish", "same as -p")
 	return fs
 }
 

@@ -51,6 +51,9 @@ func main() {
 	if container.IsDenialLogger() {
 		os.Exit(container.DenialLoggerMain())
 	}
+	if container.IsNetHelper() {
+		os.Exit(container.NetHelperMain())
+	}
 	os.Exit(dispatch(os.Args[1:]))
 }
 

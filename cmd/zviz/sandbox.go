@@ -25,7 +25,11 @@ func cmdSandbox(g *globals, args []string) int {
 	fs.Var(&ro, "ro", "host path to expose read-only (repeatable)")
 	fs.Var(&env, "env", "K=V for the command's environment (repeatable)")
 	fs.Var(&env, "e", "K=V for the command's environment (repeatable)")
-	fs.BoolVar(&so.Net, "net", false, "share the host's network")
+	fs.BoolVar(&so.Net, "net", false, "share the host's network (same as --network host)")
+	fs.StringVar(&so.Network, "network", "", "none|host|slirp4netns|pasta (default none)")
+	var publish multi
+	fs.Var(&publish, "p", "publish HOSTPORT:CONTAINERPORT[/tcp|udp] (repeatable; slirp4netns, pasta)")
+	fs.Var(&publish, "publish", "same as -p")
 	profile := fs.String("profile", "", "security profile: a built-in name or a file")
 	fs.BoolVar(&so.TTY, "tty", false, "allocate a terminal")
 	fs.BoolVar(&so.TTY, "t", false, "allocate a terminal")
@@ -38,7 +42,7 @@ func cmdSandbox(g *globals, args []string) int {
 			return g.fail(fmt.Errorf("sandbox --env %q: want KEY=VALUE", kv))
 		}
 	}
-	so.Args, so.RW, so.RO, so.Env = pos, rw, ro, env
+	so.Args, so.RW, so.RO, so.Env, so.Publish = pos, rw, ro, env, publish
 	o, err := g.options()
 	if err != nil {
 		return g.fail(err)

@@ -31,6 +31,7 @@ var sections = []section{
 	{"syscalls", "per-syscall latency of the same probe natively, under each layer alone, and inside zviz", syscallBench},
 	{"policy", "profile load/compile, Landlock and seccomp install times, and their effect on cold start", policyBench},
 	{"systemd-cgroup", "cold start with --systemd-cgroup (a scope from a real systemd --user over D-Bus) against a cgroupfs cgroup", systemdCgroupBench},
+	{"broker", "one brokered connect against the same connect unbrokered, and what unbrokered calls pay", brokerBench},
 }
 
 // env is what sections share: the scratch directory, the bundle, the user

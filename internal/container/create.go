@@ -57,6 +57,9 @@ type CreateOptions struct {
 	NoNewKeyring  bool
 	// Spec, when set, is used instead of Bundle/config.json (zviz sandbox).
 	Spec *specs.Spec
+	// Network is --network (netmode.go); Publish the -p forwards.
+	Network string
+	Publish []string
 }
 
 // created is a container whose init is parked on the exec fifo.
@@ -67,6 +70,7 @@ type created struct {
 	rec    *record // as saved: run starts and deletes without reading it back
 	// waitLog waits for the foreground denial log, when there is one.
 	waitLog func()
+	net     *userNet // user-mode network of a foreground run
 }
 
 // Create builds the container and leaves its init parked before the user's
@@ -100,25 +104,29 @@ func create(o *Options, c *CreateOptions, foreground bool) (cr *created, err err
 	if err != nil {
 		return nil, err
 	}
+	if err := applyNetworkFlag(c, early); err != nil {
+		return nil, err
+	}
 	plan, err := planNamespaces(early)
 	if err != nil {
 		return nil, err
 	}
 	preconnect(o)
-	var dl *denialLog
-	if o.LogDenials {
-		if dl, err = newDenialLog(); err != nil {
-			return nil, err
-		}
-		// The init's end is the init's; ours goes to the logger (this
-		// process's goroutine keeps it, a spawned logger has its own copy).
-		defer dl.init.Close()
-		defer func() {
-			if err != nil || !foreground {
-				dl.ours.Close()
-			}
-		}()
+	// Whether the program will have a listener (--log-denials, or the
+	// profile's network broker) is known only once the policy is decided,
+	// after the init has started: the socket is made for every container.
+	dl, err := newDenialLog()
+	if err != nil {
+		return nil, err
 	}
+	// The init's end is the init's; ours goes to the logger (this
+	// process's goroutine keeps it, a spawned logger has its own copy).
+	defer dl.init.Close()
+	defer func() {
+		if err != nil || !foreground || dl.plan == nil {
+			dl.close()
+		}
+	}()
 	h, err := o.store().newContainer(c.ID)
 	if err != nil {
 		return nil, err
@@ -139,9 +147,15 @@ func create(o *Options, c *CreateOptions, foreground bool) (cr *created, err err
 		return nil, err
 	}
 	defer l.conn.Close()
+	if err := dl.watch(l.cmd.Process.Pid); err != nil {
+		return nil, err
+	}
 	iso := l.iso
 	s, err := fullSpec(c, bundle, data)
 	if err != nil {
+		return nil, err
+	}
+	if err := applyNetworkFlag(c, s); err != nil {
 		return nil, err
 	}
 	if s.Process.Terminal && c.ConsoleSocket == "" && !foreground {
@@ -167,19 +181,28 @@ func create(o *Options, c *CreateOptions, foreground bool) (cr *created, err err
 	if err := placeInit(o, rec, cg, &undo); err != nil {
 		return nil, err
 	}
-	if cr, err = l.bootstrap(o, rec, plan, c, policy, <-mapped); err != nil {
+	m := <-mapped
+	var unet *userNet
+	if m.err == nil {
+		if unet, err = startNetwork(o, c, h.dir, s, plan, rec.Pid, foreground, policy.DNS != ""); err != nil {
+			return nil, err
+		}
+		undo.add(unet.stop)
+	}
+	if cr, err = l.bootstrap(o, rec, plan, c, policy, m); err != nil {
 		return nil, err
 	}
+	cr.net = unet
 	o.debugf("init ready")
 	if err := finishCreate(h, rec, cr, c); err != nil {
 		return nil, err
 	}
-	if dl != nil {
+	if dl.plan != nil {
 		// The init sends the filter's listener right before it execs the
 		// process, after start: the logger must be waiting by then.
 		if foreground {
 			cr.waitLog = dl.runLogger(os.Stderr)
-		} else if err := dl.spawnLogger(); err != nil {
+		} else if err := dl.spawnLogger(c.ID); err != nil {
 			return nil, err
 		}
 	}
@@ -200,10 +223,14 @@ func applyPolicy(o *Options, h *handle, rec *record, l *launched, dl *denialLog)
 	if err != nil {
 		return nil, nil, err
 	}
-	if dl != nil {
-		dl.table = d.denials
+	if d.denials != nil {
+		dl.plan = d.denials
 		d.policy.DenialFD = l.denialFD
 	}
+	if err := provisionDNS(h.dir, s, rec.Rootfs, d.policy, d.denials); err != nil {
+		return nil, nil, err
+	}
+	prepareAgent(d.denials, rec)
 	res, notes := withCeiling(s.Linux.Resources, d.profile.Limits, d.profile.Name)
 	s.Linux.Resources = res
 	rec.Warnings, rec.Profile = append(append(l.iso.warnings, layerWarnings(s)...), d.warnings...), d.policy.Profile

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/zviz/zviz/internal/wire"
 	"github.com/zviz/zviz/seccomp"
 )
 
@@ -25,18 +26,33 @@ import (
 // zviz:[denials], that exits when no process of the container uses the
 // filter any more. Never a daemon. If the logger dies the kernel answers
 // ENOSYS to the calls it would have answered: still refused.
+//
+// The same process is the network broker when the profile has an egress
+// allow-list (network.go, package broker): the program then sends the
+// calls that carry destination addresses to the listener too, and the
+// broker answers them. If it dies they fail with ENOSYS: closed.
 
 const (
 	denialsArg0 = "zviz:[denials]"
 	envDenials  = "_ZVIZ_DENIALS"
 )
 
-// denialLog is the parent's side of the socket the init sends the
+// denialLog is the parent's side of the socket the init announces the
 // listener over.
+//
+// The init cannot pass the listener with SCM_RIGHTS: once its filter is
+// installed, sendmsg(2) may be one of the calls the filter sends to the
+// very listener it would be passing (the network broker), and the init
+// would wait on itself. So the init writes the listener's descriptor
+// number (write(2) is a plain call), the listener's process takes it with
+// pidfd_getfd(2) from a pidfd of the init opened while it was surely
+// alive (our child, not yet waited for), and answers; only then does the
+// init close its copy and exec.
 type denialLog struct {
-	table *seccomp.DenialTable // set once the policy is decided
-	ours  *os.File             // receives the listener
-	init  *os.File             // the init's end, passed as an ExtraFile
+	plan  *listenerPlan // set once the policy is decided, if the program notifies
+	ours  *os.File      // receives the announcement
+	init  *os.File      // the init's end, passed as an ExtraFile
+	pidfd *os.File      // the init's pidfd
 }
 
 func newDenialLog() (*denialLog, error) {
@@ -48,28 +64,85 @@ func newDenialLog() (*denialLog, error) {
 		init: os.NewFile(uintptr(fds[1]), "denials-init")}, nil
 }
 
-// serve receives the listener and answers and logs until the container's
+// watch opens the pidfd of the init (pid), which must be our unwaited
+// child.
+func (d *denialLog) watch(pid int) error {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return fmt.Errorf("denial log: pidfd_open %d: %w", pid, err)
+	}
+	d.pidfd = os.NewFile(uintptr(fd), "init-pidfd")
+	return nil
+}
+
+func (d *denialLog) close() {
+	d.ours.Close()
+	if d.pidfd != nil {
+		d.pidfd.Close()
+	}
+}
+
+// serve takes the listeners and answers and logs until the container's
 // processes are gone; it returns at once if the init died before sending.
-func serve(sock *os.File, table *seccomp.DenialTable, w io.Writer) error {
-	buf := make([]byte, 16)
-	oob := make([]byte, unix.CmsgSpace(4))
-	_, oobn, _, _, err := unix.Recvmsg(int(sock.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
+func serve(sock, pidfd *os.File, plan *listenerPlan, w io.Writer) error {
+	opts, err := plan.listenOptions(w)
+	if err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
+	buf := make([]byte, 128)
+	n, err := unix.Read(int(sock.Fd()), buf)
 	if err != nil {
 		return fmt.Errorf("denial log: receive listener: %w", err)
 	}
-	if oobn == 0 {
+	if n == 0 {
 		return nil // the init went away before start
 	}
-	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-	if err != nil || len(msgs) != 1 {
-		return fmt.Errorf("denial log: bad control message: %v", err)
+	h, err := wire.ParseHandover(string(buf[:n]))
+	if err != nil {
+		return fmt.Errorf("denial log: %w", err)
 	}
-	fds, err := unix.ParseUnixRights(&msgs[0])
-	if err != nil || len(fds) != 1 {
-		return fmt.Errorf("denial log: bad rights: %v", err)
+	lfd, answer := -1, "ok"
+	if h.Listener >= 0 {
+		if lfd, err = takeFD(pidfd, h.Listener, "seccomp listener"); err != nil {
+			return err
+		}
+		defer unix.Close(lfd)
 	}
-	defer unix.Close(fds[0])
-	return seccomp.Listen(fds[0], table, w, seccomp.ListenOptions{})
+	// The resolver is up, and the agent has its listener, before the init
+	// may exec: the answer releases it.
+	if h.DNS >= 0 {
+		fd, err := takeFD(pidfd, h.DNS, "resolver socket")
+		if err == nil {
+			err = plan.serveDNS(fd, w)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if h.Agent >= 0 {
+		fd, err := takeFD(pidfd, h.Agent, "agent's seccomp listener")
+		if err == nil {
+			if plan.Agent == nil {
+				err = errors.New("a seccomp agent's listener without linux.seccomp.listenerPath")
+			} else {
+				err = plan.Agent.send(fd)
+			}
+			unix.Close(fd)
+		}
+		if err != nil {
+			answer = err.Error()
+		}
+	}
+	if _, err := unix.Write(int(sock.Fd()), []byte(answer)); err != nil {
+		return fmt.Errorf("denial log: answer the init: %w", err)
+	}
+	if lfd < 0 || answer != "ok" {
+		return nil
+	}
+	if plan.Table == nil {
+		return errors.New("denial log: a seccomp listener without its answer table")
+	}
+	return seccomp.Listen(lfd, plan.Table, w, opts)
 }
 
 // runLogger serves the log in a goroutine of this process (foreground
@@ -78,12 +151,12 @@ func (d *denialLog) runLogger(w io.Writer) (wait func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := serve(d.ours, d.table, w); err != nil {
+		if err := serve(d.ours, d.pidfd, d.plan, w); err != nil {
 			fmt.Fprintf(w, "zviz: %v\n", err)
 		}
 	}()
 	return func() {
-		defer d.ours.Close()
+		defer d.close()
 		select {
 		case <-done:
 		case <-time.After(5 * time.Second):
@@ -94,9 +167,9 @@ func (d *denialLog) runLogger(w io.Writer) (wait func()) {
 
 // spawnLogger starts zviz:[denials] with our end of the socket and the
 // answer table, writing to our stderr, in a session of its own so that it
-// outlives create.
-func (d *denialLog) spawnLogger() error {
-	b, err := json.Marshal(d.table)
+// outlives create. Its second argument is the container's id, for ps.
+func (d *denialLog) spawnLogger(id string) error {
+	b, err := json.Marshal(d.plan)
 	if err != nil {
 		return fmt.Errorf("denial log: encode table: %w", err)
 	}
@@ -110,8 +183,8 @@ func (d *denialLog) spawnLogger() error {
 		return fmt.Errorf("denial log: write table: %w", err)
 	}
 	cmd := &exec.Cmd{
-		Path: "/proc/self/exe", Args: []string{denialsArg0}, Env: []string{envDenials + "=3,4"},
-		Stderr: os.Stderr, ExtraFiles: []*os.File{d.ours, table},
+		Path: "/proc/self/exe", Args: []string{denialsArg0, id}, Env: []string{envDenials + "=3,4,5"},
+		Stderr: os.Stderr, ExtraFiles: []*os.File{d.ours, table, d.pidfd},
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 	}
 	if err := cmd.Start(); err != nil {
@@ -122,23 +195,24 @@ func (d *denialLog) spawnLogger() error {
 
 // IsDenialLogger tells main whether this process is a zviz:[denials].
 func IsDenialLogger() bool {
-	return len(os.Args) == 1 && os.Args[0] == denialsArg0 && os.Getenv(envDenials) == "3,4"
+	return len(os.Args) == 2 && os.Args[0] == denialsArg0 && os.Getenv(envDenials) == "3,4,5"
 }
 
 // DenialLoggerMain is zviz:[denials]: serve the log, then exit.
 func DenialLoggerMain() int {
-	sock, tableFile := os.NewFile(3, "denials"), os.NewFile(4, "denials-table")
+	sock, tableFile, pidfd := os.NewFile(3, "denials"), os.NewFile(4, "denials-table"), os.NewFile(5, "init-pidfd")
 	b, err := io.ReadAll(io.NewSectionReader(tableFile, 0, 1<<24))
 	tableFile.Close()
-	var table seccomp.DenialTable
+	var plan listenerPlan
 	if err == nil {
-		err = json.Unmarshal(b, &table)
+		err = json.Unmarshal(b, &plan)
 	}
+
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "zviz: denial log: read table: %v\n", err)
 		return 1
 	}
-	if err := serve(sock, &table, os.Stderr); err != nil && !errors.Is(err, unix.EBADF) {
+	if err := serve(sock, pidfd, &plan, os.Stderr); err != nil && !errors.Is(err, unix.EBADF) {
 		fmt.Fprintf(os.Stderr, "zviz: %v\n", err)
 		return 1
 	}

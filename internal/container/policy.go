@@ -29,8 +29,8 @@ const ProfileAnnotation = "run.zviz.profile"
 // decision is what decidePolicy resolved.
 type decision struct {
 	policy   *wire.Policy
-	denials  *seccomp.DenialTable
-	warnings []string // every layer weaker than asked
+	denials  *listenerPlan // nil: nothing notifies
+	warnings []string      // every layer weaker than asked
 	profile  *seccomp.Profile
 }
 
@@ -54,8 +54,9 @@ func decidePolicy(o *Options, s *specs.Spec, iso *isolation) (*decision, error) 
 	if err != nil {
 		return nil, err
 	}
-	if prog.Notify && !o.LogDenials {
-		return nil, fmt.Errorf("profile %s: broker rules need the broker, which this zviz build does not have", p.Name)
+	bc := networkBroker(p, s, o.LogDenials)
+	if prog.Notify && !o.LogDenials && bc == nil {
+		return nil, fmt.Errorf("profile %s: broker rules without network.allow: this zviz build brokers only the network calls of an egress allow-list", p.Name)
 	}
 	if err := checkRequired(p); err != nil {
 		return nil, err
@@ -89,22 +90,41 @@ func decidePolicy(o *Options, s *specs.Spec, iso *isolation) (*decision, error) 
 	if w := networkWarning(p, s); w != "" {
 		warnings = append(warnings, w)
 	}
-	return &decision{policy: pol, denials: prog.Denials, warnings: warnings, profile: p}, nil
+	var lp *listenerPlan
+	if prog.Notify {
+		lp = &listenerPlan{Table: prog.Denials, Broker: bc}
+	}
+	if len(pol.Seccomp) > 1 && pol.Seccomp[0].Agent {
+		if lp == nil {
+			lp = &listenerPlan{}
+		}
+		lp.Agent = &agentConfig{Path: s.Linux.Seccomp.ListenerPath, Metadata: s.Linux.Seccomp.ListenerMetadata}
+	}
+	return &decision{policy: pol, denials: lp, warnings: warnings, profile: p}, nil
 }
 
 // profileProgram loads and compiles the profile; with logDenials, the
 // variant whose refusals go to a listener that logs them (the syscall
 // lists are needed then for its answer table, so the resolved-profile
 // cache is not used).
+//
+// A profile with an egress allow-list is compiled with its network calls
+// brokered (seccomp.Profile.WithNetworkBroker); the program carries the
+// answer table the broker's listener needs, so that path is not cached
+// as a resolved profile either.
 func profileProgram(ref, root string, logDenials bool) (*seccomp.Profile, *seccomp.Program, error) {
 	if !logDenials {
-		return loadProfile(ref, runtime.GOARCH, cacheDir(root))
+		p, prog, err := loadProfile(ref, runtime.GOARCH, cacheDir(root))
+		if err != nil || !p.NeedsNetworkBroker() {
+			return p, prog, err
+		}
 	}
 	p, err := seccomp.Load(ref)
 	if err != nil {
 		return nil, nil, err
 	}
-	prog, err := seccomp.CompileCachedWith(p, runtime.GOARCH, cacheDir(root), seccomp.CompileOptions{LogDenials: true})
+	p = p.WithNetworkBroker()
+	prog, err := seccomp.CompileCachedWith(p, runtime.GOARCH, cacheDir(root), seccomp.CompileOptions{LogDenials: logDenials})
 	if err != nil {
 		return nil, nil, fmt.Errorf("compile seccomp profile %s: %w", p.Name, err)
 	}
@@ -204,7 +224,7 @@ func configSeccomp(sc *specs.LinuxSeccomp, arch, dir string) (*wire.BPF, error) 
 	if err != nil {
 		return nil, err
 	}
-	c := &wire.BPF{Name: "config.json", Arch: prog.Arch, Program: prog.BPF, Flags: flags}
+	c := &wire.BPF{Name: "config.json", Arch: prog.Arch, Program: prog.BPF, Flags: flags, Notify: prog.Notify, Agent: prog.Notify}
 	if ok && dir != "" {
 		if b, err := json.Marshal(c); err == nil {
 			_ = writeAtomic(file, b, 0o600)
@@ -285,29 +305,31 @@ func landlockRules(s *specs.Spec, p *seccomp.Profile) *wire.LandlockRules {
 	slices.Sort(r.Writable)
 	r.Writable = slices.Compact(r.Writable)
 	// A profile whose egress allow-list names ports restricts TCP connect
-	// to them with Landlock too (ABI 4+), a second layer under the broker's
-	// address checks.
+	// (never bind: servers listen on any port) to them with Landlock too
+	// (ABI 4+), a second layer under the broker's address checks.
 	if ports, ok := allowPorts(p.Network.Allow); ok {
-		r.RestrictNetwork, r.TCPConnect = true, ports
+		r.RestrictConnect, r.TCPConnect = true, ports
 	}
 	return r
 }
 
 // networkWarning announces that the profile's network mode is not what
-// the container gets: this build uses the config's network namespace as
-// given (user-mode networking and egress allow-lists come with the broker).
+// the container gets. The config's network namespace is used as given
+// (podman's; --network edits it before this); mode nat on a new one is
+// user-mode networking (netmode.go), which warns itself when it cannot be
+// had.
 func networkWarning(p *seccomp.Profile, s *specs.Spec) string {
 	own := false
 	for _, ns := range s.Linux.Namespaces {
-		own = own || ns.Type == specs.NetworkNamespace && ns.Path == ""
+		own = own || ns.Type == specs.NetworkNamespace
 	}
 	switch mode := p.Network.Mode; {
 	case mode == "none" && !own:
-		return fmt.Sprintf("profile %s: network mode none, but the config shares or joins a network namespace, which is used as given", p.Name)
+		return fmt.Sprintf("profile %s: network mode none, but the config shares the host's network namespace, which is used as given", p.Name)
 	case mode == "host" && own:
 		return fmt.Sprintf("profile %s: network mode host, but the config asks for a network namespace of its own, which is used", p.Name)
-	case mode != "none" && mode != "host" && mode != "":
-		return fmt.Sprintf("profile %s: network mode %s is not implemented by this zviz build: the config's network namespace is used as given", p.Name, mode)
+	case mode == "nat" && !own:
+		return fmt.Sprintf("profile %s: network mode nat, but the config shares the host's network namespace, which is used as given", p.Name)
 	}
 	return ""
 }
@@ -416,7 +438,7 @@ func landlockWarnings(r *wire.LandlockRules) ([]string, error) {
 func landlockRulesOf(r *wire.LandlockRules) *landlock.Rules {
 	return &landlock.Rules{
 		ReadExec: r.ReadExec, ReadOnly: r.ReadOnly, ListOnly: r.ListOnly, Writable: r.Writable,
-		RestrictNetwork: r.RestrictNetwork, TCPBind: r.TCPBind, TCPConnect: r.TCPConnect,
+		RestrictNetwork: r.RestrictNetwork, RestrictConnect: r.RestrictConnect, TCPBind: r.TCPBind, TCPConnect: r.TCPConnect,
 		Scope: r.Scope,
 	}
 }

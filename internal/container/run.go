@@ -38,6 +38,7 @@ func Run(o *Options, c *CreateOptions, detach bool) (int, error) {
 	var relay *relay
 	if cr.master != nil {
 		if relay, err = startRelay(cr.master); err != nil {
+			cr.net.stop()
 			_ = finish(o, cr, true)
 			return 1, err
 		}
@@ -45,6 +46,7 @@ func Run(o *Options, c *CreateOptions, detach bool) (int, error) {
 	}
 	oom := watchOOM(cr.rec)
 	if err := startCreated(o, cr); err != nil {
+		cr.net.stop()
 		_ = finish(o, cr, true)
 		return 1, err
 	}
@@ -60,6 +62,7 @@ func Run(o *Options, c *CreateOptions, detach bool) (int, error) {
 	if cr.waitLog != nil {
 		cr.waitLog()
 	}
+	cr.net.stop()
 	err = finish(o, cr, true)
 	o.debugf("deleted")
 	return code, err

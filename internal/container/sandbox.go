@@ -18,7 +18,11 @@ type SandboxOptions struct {
 	RO   []string // extra read-only host paths (re-exposed, e.g. a hidden one)
 	Env  []string // K=V added to the minimal environment
 	Net  bool     // share the host's network namespace (announced)
-	TTY  bool     // allocate a pty wired to the caller's terminal
+	// Network and Publish are --network and -p (netmode.go); --net is
+	// --network host.
+	Network string
+	Publish []string
+	TTY     bool // allocate a pty wired to the caller's terminal
 }
 
 // nobody is the overflow id (65534) root's sandboxed command runs as.
@@ -53,6 +57,10 @@ func Sandbox(o *Options, so *SandboxOptions) (int, error) {
 	if err := os.Mkdir(filepath.Join(bundle, "rootfs"), 0o700); err != nil {
 		return 1, fmt.Errorf("sandbox: create rootfs: %w", unwrap(err))
 	}
+	if so.Net && so.Network != "" && so.Network != "host" {
+		return 2, fmt.Errorf("sandbox: --net and --network %s contradict each other", so.Network)
+	}
+	so.Net = so.Net || so.Network == "host"
 	s, err := sandboxSpec(so)
 	if err != nil {
 		return 1, err
@@ -64,7 +72,11 @@ func Sandbox(o *Options, so *SandboxOptions) (int, error) {
 		o.warnf("sandbox: the current directory %s holds your home directory (shell startup files, ~/.config): it is read-only in the sandbox; pass --rw %s to make it writable", cwd, cwd)
 	}
 	id := "sandbox-" + randomHex(6)
-	return Run(o, &CreateOptions{ID: id, Bundle: bundle, Spec: s}, false)
+	c := &CreateOptions{ID: id, Bundle: bundle, Spec: s, Publish: so.Publish}
+	if so.Network != "host" {
+		c.Network = so.Network
+	}
+	return Run(o, c, false)
 }
 
 func sandboxSpec(so *SandboxOptions) (*specs.Spec, error) {

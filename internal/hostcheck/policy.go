@@ -51,6 +51,9 @@ type Shown struct {
 // arch. withUnlisted also names every syscall that no list names.
 func Show(ref, arch string, withUnlisted bool) (*Shown, error) {
 	p, err := seccomp.Load(ref)
+	if err == nil {
+		p = p.WithNetworkBroker() // what the container gets: its network calls brokered under an allow-list
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -196,6 +199,9 @@ func Explain(ref, syscall string) (string, error) {
 		return "", fmt.Errorf("explain %q: not a syscall on x86_64 or aarch64", syscall)
 	}
 	p, err := seccomp.Load(ref)
+	if err == nil {
+		p = p.WithNetworkBroker() // what the container gets: its network calls brokered under an allow-list
+	}
 	if err != nil {
 		return "", err
 	}
@@ -216,6 +222,9 @@ type Compiled struct {
 // compile) and, with dump, disassembles it.
 func BPF(ref, arch string, dump bool) (*Compiled, error) {
 	p, err := seccomp.Load(ref)
+	if err == nil {
+		p = p.WithNetworkBroker() // what the container gets: its network calls brokered under an allow-list
+	}
 	if err != nil {
 		return nil, err
 	}

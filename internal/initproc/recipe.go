@@ -143,6 +143,12 @@ func (p *process) launch() error {
 	if err := closeExtraFDs(p.preserve); err != nil {
 		return err
 	}
+	// The broker's resolver socket is bound while the init may still bind
+	// port 53 (before the capabilities go); close-on-exec like the rest.
+	dns, err := openDNS(p.policy.DNS)
+	if err != nil {
+		return err
+	}
 	// Landlock after the mounts and pivot_root, which it forbids, and after
 	// the hooks, which run host tools (landlock.rst, "Filesystem topology
 	// modification").
@@ -174,7 +180,7 @@ func (p *process) launch() error {
 	// seccomp last, right before execve: the runtime's own setup above
 	// must not be filtered, and everything after it is the workload's.
 	step("user, capabilities and landlock done")
-	if err := installSeccomp(p.policy.Seccomp, p.policy.DenialFD); err != nil {
+	if err := installSeccomp(p.policy.Seccomp, p.policy.DenialFD, dns); err != nil {
 		return err
 	}
 	return p.exec()

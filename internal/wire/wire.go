@@ -38,8 +38,9 @@
 //	                                           hooks: startContainer, Landlock,
 //	                                           no_new_privs, user and
 //	                                           capabilities, seccomp (last;
-//	                                           with --log-denials its listener
-//	                                           goes to the logger), execve
+//	                                           with --log-denials or a broker
+//	                                           its listener is announced on
+//	                                           DenialFD and taken), execve
 //
 // In chdir-only isolation the init skips everything that needs a
 // namespace (cgroup, joins, hostname, loopback, mounts, pivot_root,
@@ -55,6 +56,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -342,8 +345,14 @@ type Policy struct {
 	Landlock *LandlockRules `json:"landlock,omitempty"`
 	Seccomp  []BPF          `json:"seccomp,omitempty"`
 	// DenialFD is the init's end of the socket to the denial logger; the
-	// listener of a Notify program goes there right before execve.
+	// listener of a Notify program is announced there right before execve
+	// (Handover; the logger takes it with pidfd_getfd and answers).
 	DenialFD int `json:"denialFD,omitempty"`
+	// DNS is where the init binds a UDP socket, in the container's network
+	// namespace and before it drops its privileges, for the broker's
+	// resolver (network.allow_domains); announced with the listener
+	// (Handover) and taken the same way. "" for none.
+	DNS string `json:"dns,omitempty"`
 }
 
 // LandlockRules mirror the landlock package's Rules (paths as seen after
@@ -354,6 +363,7 @@ type LandlockRules struct {
 	ListOnly        []string `json:"listOnly,omitempty"`
 	Writable        []string `json:"writable,omitempty"`
 	RestrictNetwork bool     `json:"restrictNetwork,omitempty"`
+	RestrictConnect bool     `json:"restrictConnect,omitempty"`
 	TCPBind         []uint16 `json:"tcpBind,omitempty"`
 	TCPConnect      []uint16 `json:"tcpConnect,omitempty"`
 	Scope           bool     `json:"scope,omitempty"`
@@ -366,9 +376,12 @@ type BPF struct {
 	Arch    string `json:"arch"`
 	Program []byte `json:"program"`
 	Flags   uint   `json:"flags,omitempty"` // SECCOMP_FILTER_FLAG_* to install with
-	// Notify: install with a listener and send its descriptor over the
-	// policy's DenialFD (the log-denials variant).
+	// Notify: install with a listener and announce it on the policy's
+	// DenialFD (the log-denials variant, or a profile with a broker).
 	Notify bool `json:"notify,omitempty"`
+	// Agent: the config's own filter, whose listener goes to its
+	// linux.seccomp.listenerPath agent (also announced on DenialFD).
+	Agent bool `json:"agent,omitempty"`
 }
 
 // InitSpec is the part of config.json the init uses. Decoding the whole
@@ -418,4 +431,42 @@ func (is *InitSpec) Spec() *specs.Spec {
 			ReadonlyPaths: l.ReadonlyPaths}
 	}
 	return s
+}
+
+// Handover is the init's announcement on Policy.DenialFD, right before
+// execve, of the descriptors the listener's process takes from it with
+// pidfd_getfd: the profile's seccomp listener, the listener of the
+// config's own filter for its agent (linux.seccomp.listenerPath), the
+// broker's resolver socket. -1 for none. The answer is "ok", or the
+// reason the init must not exec.
+type Handover struct {
+	Listener, Agent, DNS int
+}
+
+// String is the announcement: "listener=N agent=M dns=K".
+func (h Handover) String() string {
+	return fmt.Sprintf("listener=%d agent=%d dns=%d", h.Listener, h.Agent, h.DNS)
+}
+
+// ParseHandover reads an announcement.
+func ParseHandover(s string) (Handover, error) {
+	h := Handover{-1, -1, -1}
+	for _, kv := range strings.Fields(s) {
+		k, v, _ := strings.Cut(kv, "=")
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return h, fmt.Errorf("handover %q: %s: not a number", s, k)
+		}
+		switch k {
+		case "listener":
+			h.Listener = n
+		case "agent":
+			h.Agent = n
+		case "dns":
+			h.DNS = n
+		default:
+			return h, fmt.Errorf("handover %q: unknown %q", s, k)
+		}
+	}
+	return h, nil
 }

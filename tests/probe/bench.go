@@ -72,8 +72,9 @@ func benchSyscalls(args []string) {
 	n := fs.Int("n", 100000, "iterations per repetition")
 	reps := fs.Int("reps", 7, "repetitions (the report gives their median)")
 	file := fs.String("file", "/etc/passwd", "file for openat+close and stat (relative: to the working directory)")
+	network := fs.Bool("net", false, "also connect(2) and send(2) a UDP socket to a UDP socket of its own on 127.0.0.1 (the broker's cost)")
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 || *n < 1 || *reps < 1 {
-		usage("bench-syscalls [-n N] [-reps R] [-file PATH]")
+		usage("bench-syscalls [-n N] [-reps R] [-file PATH] [-net]")
 	}
 	statNR, ok := sysNewfstatat[runtime.GOARCH]
 	if !ok {
@@ -90,6 +91,9 @@ func benchSyscalls(args []string) {
 	benchPath, err = unix.BytePtrFromString(*file)
 	benchCheck("path", err)
 	loops := syscallLoops(uintptr(zero), uintptr(null), statNR)
+	if *network {
+		loops = append(loops, netLoops()...)
+	}
 
 	// Warm-up: one short unmeasured pass, which also checks every call works.
 	for _, l := range loops {
@@ -191,5 +195,47 @@ func benchCheck(what string, err error) {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "probe: bench-syscalls: %s: %v\n", what, err)
 		os.Exit(1)
+	}
+}
+
+// benchAddr is the sockaddr the connect loop connects to: a UDP socket of
+// the probe's own on 127.0.0.1, so datagrams go nowhere but its buffer
+// (UDP drops what does not fit, without an error to the sender).
+var benchAddr [unix.SizeofSockaddrInet4]byte
+
+// netLoops: connect(2) on a UDP socket (a brokered call when the profile
+// has an egress allow-list; it completes at once, so the loop measures
+// the round trip, not a network) and send(2) on it (sendto without an
+// address: never brokered).
+func netLoops() []benchLoop {
+	sink, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	benchCheck("socket", err)
+	benchCheck("bind", unix.Bind(sink, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}))
+	sa, err := unix.Getsockname(sink)
+	benchCheck("getsockname", err)
+	port := sa.(*unix.SockaddrInet4).Port
+	*(*uint16)(unsafe.Pointer(&benchAddr[0])) = unix.AF_INET
+	benchAddr[2], benchAddr[3] = byte(port>>8), byte(port)
+	copy(benchAddr[4:], []byte{127, 0, 0, 1})
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	benchCheck("socket", err)
+	s, addr, bufp := uintptr(fd), uintptr(unsafe.Pointer(&benchAddr[0])), uintptr(unsafe.Pointer(&benchBuf[0]))
+	return []benchLoop{
+		{"connect-udp", func(n int) unix.Errno {
+			for i := 0; i < n; i++ {
+				if _, _, e := unix.RawSyscall(unix.SYS_CONNECT, s, addr, unix.SizeofSockaddrInet4); e != 0 {
+					return e
+				}
+			}
+			return 0
+		}},
+		{"send-udp", func(n int) unix.Errno {
+			for i := 0; i < n; i++ {
+				if _, _, e := unix.RawSyscall6(unix.SYS_SENDTO, s, bufp, 1, 0, 0, 0); e != 0 {
+					return e
+				}
+			}
+			return 0
+		}},
 	}
 }

@@ -29,6 +29,8 @@ var checks = map[string]func() error{
 	"newuidmap":         func() error { return checkBinaries("newuidmap", "newgidmap") },
 	"runc":              func() error { return checkBinaries("runc") },
 	"bwrap":             func() error { return checkBinaries("bwrap") },
+	"slirp4netns":       func() error { return checkBinaries("slirp4netns", "nsenter", "ip") },
+	"pasta":             func() error { return checkBinaries("pasta") },
 	"busybox":           checkBusybox,
 	"systemd-user":      checkSystemdUser,
 }
@@ -38,8 +40,9 @@ var featureCache sync.Map // feature name -> error (nil when present)
 // Requires skips the test unless every named host feature is present, with
 // the message "requires FEATURE: why it is missing". Known features: root,
 // userns, unprivileged-user (zviztest exists and the test runs as root, so
-// it can switch to it), subuid, newuidmap, runc, bwrap, busybox,
-// systemd-user (hack/systemd-user.sh can start a user manager), landlock>=N.
+// it can switch to it), subuid, newuidmap, runc, bwrap, slirp4netns, pasta,
+// busybox, systemd-user (hack/systemd-user.sh can start a user manager),
+// landlock>=N.
 // An unknown name fails the test: a typo must not skip silently.
 func Requires(t testing.TB, features ...string) {
 	t.Helper()
