@@ -166,7 +166,7 @@ func (t *DenialTable) Name(nr int32) string {
 
 // Notification is struct seccomp_notif (include/uapi/linux/seccomp.h),
 // with struct seccomp_data inlined: one call waiting for its answer.
-// Pid is the caller's pid in the listener's pid namespace.
+// Pid is the calling thread's id in the listener's pid namespace.
 type Notification struct {
 	ID    uint64
 	Pid   uint32
@@ -296,8 +296,9 @@ type ListenOptions struct {
 //	zviz: denied: ptrace(0x10, 0x1, 0x0, 0x0, 0x0, 0x0) = EPERM pid 4242 [profile default]
 //
 // with all six argument registers in hex (the kernel does not say how many
-// the call takes) and the caller's pid as the listener's pid namespace
-// sees it. The answer is sent before the line is written, so a slow w
+// the call takes) and the calling thread's id as the listener's pid
+// namespace sees it (the pid, for a single-threaded process or its main
+// thread). The answer is sent before the line is written, so a slow w
 // delays the next denied call, never this one.
 //
 // Listen is one goroutine: it waits in poll(2) (POLLIN: a call is waiting;

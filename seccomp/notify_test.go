@@ -480,6 +480,9 @@ func TestNotifyChild(t *testing.T) {
 	}()
 	const sock = 3
 	runtime.LockOSThread()
+	// The kernel names the calling thread: the probe's calls run on this
+	// one, which is not always the main thread (tid = pid).
+	r.Pid = unix.Gettid()
 	p, err := Load(profile)
 	if err != nil {
 		r.Err = err.Error()
