@@ -12,7 +12,7 @@ export PATH=/usr/local/go/bin:$PATH
 MOD=$(go list -m)
 
 # One kernel mechanism each; subpackages belong to their parent.
-MECHANISMS=(userns systemd apparmor seccomp landlock internal/linux internal/rootfs internal/hooks internal/wire internal/cgroups)
+MECHANISMS=(userns systemd apparmor seccomp landlock internal/linux internal/rootfs internal/hooks internal/wire internal/cgroups internal/nsenter)
 # Importable by every package.
 SHARED=(internal/linux)
 # Forbidden to every mechanism.

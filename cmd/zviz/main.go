@@ -48,6 +48,10 @@ func main() {
 		initproc.Main()
 		os.Exit(1)
 	}
+	if container.IsExec() {
+		initproc.ExecMain()
+		os.Exit(1)
+	}
 	if container.IsDenialLogger() {
 		os.Exit(container.DenialLoggerMain())
 	}

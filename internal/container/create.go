@@ -245,6 +245,9 @@ func applyPolicy(o *Options, h *handle, rec *record, l *launched, dl *denialLog)
 	if err := h.save(rec); err != nil {
 		return nil, nil, err
 	}
+	if err := saveExecPolicy(h, policy, dl); err != nil {
+		return nil, err
+	}
 	o.debugf("state written")
 	return d.policy, cg, nil
 }

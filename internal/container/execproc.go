@@ -1,0 +1,231 @@
+package container
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/zviz/zviz/internal/initproc"
+	"github.com/zviz/zviz/internal/wire"
+)
+
+// startExec starts the exec process in the init's namespaces (package
+// nsenter does the joining), puts it in the init's cgroup and drives the
+// exec protocol (see package wire) until the process has been executed.
+func startExec(o *Options, r *record, proc *specs.Process, ep *execPolicy, e *ExecOptions) (_ *execd, err error) {
+	pidfd, err := r.pidfd()
+	if err != nil {
+		return nil, fmt.Errorf("cannot exec in container %q: container not running", r.ID)
+	}
+	defer unix.Close(pidfd)
+	flags, err := nsFlags(r.Pid)
+	if err != nil {
+		return nil, err
+	}
+	var dl *denialLog
+	if ep.Denials != nil {
+		if dl, err = newDenialLog(); err != nil {
+			return nil, err
+		}
+		dl.table = ep.Denials
+		defer dl.init.Close()
+	}
+	parent, child, err := wire.Pair()
+	if err != nil {
+		return nil, err
+	}
+	defer parent.Close()
+	cmd, err := execCommand(r, pidfd, flags, child, dl, e.PreserveFDs)
+	child.Close()
+	if err != nil {
+		return nil, err
+	}
+	x := &execd{cmd: cmd, pidfd: -1, log: dl}
+	defer func() {
+		if err != nil {
+			x.kill()
+		}
+	}()
+	var pid wire.ExecPid
+	if _, err := parent.Expect(wire.KindExecPid, &pid); err != nil {
+		return nil, execError(err, cmd)
+	}
+	if x.pidfd, err = unix.PidfdOpen(pid.Pid, 0); err != nil {
+		return nil, fmt.Errorf("open exec process %d: %w", pid.Pid, err)
+	}
+	x.pid = pid.Pid
+	o.debugf("exec process %d in the namespaces (flags %#x)", x.pid, flags)
+	if err := joinCgroup(r.Pid, x.pid); err != nil {
+		return nil, err
+	}
+	pol := ep.Policy
+	if dl != nil {
+		pol.DenialFD = 5 + e.PreserveFDs
+	}
+	msg := &wire.Exec{Process: proc, UserNS: flags&unix.CLONE_NEWUSER != 0 || !initialUserNS(),
+		PreserveFDs: e.PreserveFDs, Policy: pol}
+	if err := parent.Send(wire.KindExec, msg); err != nil {
+		return nil, err
+	}
+	if err := x.ready(parent, proc.Terminal, e.ConsoleSocket); err != nil {
+		return nil, err
+	}
+	if dl != nil && !e.Detach {
+		x.waitLog = dl.runLogger(os.Stderr)
+	}
+	// The socket closes (close-on-exec) when the process is executed; an
+	// Error instead is the launch's root cause.
+	if _, _, err := parent.Recv(); !errors.Is(err, wire.ErrClosed) {
+		if err == nil {
+			err = errors.New("protocol: unexpected message after ready")
+		}
+		return nil, execError(err, cmd)
+	}
+	return x, nil
+}
+
+// ready waits for the process's Ready and takes its pty master: to the
+// console socket, or kept for the foreground relay.
+func (x *execd) ready(conn *wire.Conn, tty bool, socket string) error {
+	fds, err := conn.Expect(wire.KindReady, nil)
+	if err != nil {
+		return execError(err, x.cmd)
+	}
+	if !tty {
+		return nil
+	}
+	if len(fds) != 1 {
+		return fmt.Errorf("protocol: ready without the console's master (%d fds)", len(fds))
+	}
+	master := os.NewFile(uintptr(fds[0]), "pty-master")
+	if socket == "" {
+		x.master = master
+		return nil
+	}
+	defer master.Close()
+	return sendConsole(socket, master)
+}
+
+// execCommand starts the exec process: this binary (or its sealed copy),
+// with the preserved descriptors, then the init's pidfd, the sync socket
+// and the denial log's socket.
+func execCommand(r *record, pidfd, flags int, child *wire.Conn, dl *denialLog, preserve int) (*exec.Cmd, error) {
+	path, copied, err := initExecutable(r.Spec, false)
+	if err != nil {
+		return nil, err
+	}
+	if copied != nil {
+		defer copied.Close()
+	}
+	cmd := &exec.Cmd{Path: path, Args: []string{execArg0}, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
+	for i := 0; i < preserve; i++ {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(3+i), "preserved-fd"))
+	}
+	cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(pidfd), "init-pidfd"), child.File())
+	if dl != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, dl.init)
+	}
+	cmd.Env = []string{fmt.Sprintf("%s=%d,%d,%d", initproc.EnvNsenter, 3+preserve, flags, 4+preserve)}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start exec process: %w", err)
+	}
+	return cmd, nil
+}
+
+// execError is the root cause of a failed exec: the process's own message
+// when it sent one, else how it died.
+func execError(err error, cmd *exec.Cmd) error {
+	var pe *wire.PeerError
+	if errors.As(err, &pe) {
+		return errors.New(pe.Message)
+	}
+	if errors.Is(err, wire.ErrClosed) {
+		if werr := cmd.Wait(); werr != nil {
+			return fmt.Errorf("exec process died during setup: %v", werr)
+		}
+		return errors.New("exec process exited during setup")
+	}
+	return err
+}
+
+// kill ends a process whose setup failed.
+func (x *execd) kill() {
+	if x.pidfd >= 0 {
+		_ = unix.PidfdSendSignal(x.pidfd, unix.SIGKILL, nil, 0)
+		unix.Close(x.pidfd)
+		x.pidfd = -1
+	}
+	_ = x.cmd.Process.Kill()
+	_ = x.cmd.Wait()
+	if x.master != nil {
+		x.master.Close()
+	}
+}
+
+// waitExec relays the terminal and forwards signals until the process
+// exits, and returns its status.
+func waitExec(o *Options, x *execd, sigs chan os.Signal) int {
+	var rl *relay
+	if x.master != nil {
+		var err error
+		if rl, err = startRelay(x.master); err != nil {
+			o.warnf("%v", err)
+		} else {
+			defer rl.restore()
+		}
+	}
+	done := make(chan int, 1)
+	go func() { done <- x.wait() }()
+	for {
+		select {
+		case code := <-done:
+			if rl != nil {
+				rl.finish()
+			}
+			if x.waitLog != nil {
+				x.waitLog()
+			}
+			return code
+		case s := <-sigs:
+			sig := s.(syscall.Signal)
+			switch sig {
+			case unix.SIGCHLD, unix.SIGURG, unix.SIGPIPE:
+				continue
+			case unix.SIGWINCH:
+				if rl != nil {
+					rl.resize()
+				}
+				continue
+			}
+			_ = unix.PidfdSendSignal(x.pidfd, sig, nil, 0)
+		}
+	}
+}
+
+// wait reaps the intermediate (when there was a fork, the process is
+// reparented to us once it has exited), then the process.
+func (x *execd) wait() int {
+	if x.cmd.Process.Pid == x.pid {
+		_ = x.cmd.Wait()
+		return statusCode(x.cmd.ProcessState)
+	}
+	_ = x.cmd.Wait()
+	// Our child now; its pid cannot be reused before we reap it.
+	var ws syscall.WaitStatus
+	for {
+		_, err := syscall.Wait4(x.pid, &ws, 0, nil)
+		if errors.Is(err, syscall.EINTR) {
+			continue
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "zviz: wait for exec process %d: %v\n", x.pid, err)
+			return 1
+		}
+		return waitCode(ws)
+	}
+}

@@ -1,0 +1,50 @@
+package wire
+
+import specs "github.com/opencontainers/runtime-spec/specs-go"
+
+// The exec protocol, between `zviz exec` and the process it starts, which
+// has joined the container's namespaces before the Go runtime started
+// (package nsenter):
+//
+//	zviz exec                                  zviz:[exec]
+//	  open a pidfd of the init, start the
+//	  exec process with it ─────────────────▶ (C) setns into the init's
+//	                                           namespaces, fork once for the
+//	                                           pid namespace
+//	                              ◀───────── ExecPid{pid} (from C)
+//	  move pid into the init's cgroup
+//	  Exec{process, policy} ────────────────▶
+//	                                           rlimits, cwd, console,
+//	                                           resolve process.args[0]
+//	                              ◀───────── Ready{+ pty master fd}
+//	  console to --console-socket,
+//	  or relayed in the foreground
+//	                                           Landlock, no_new_privs, user,
+//	                                           capabilities, seccomp, execve
+//	  the socket closes at execve (close-
+//	  on-exec): the process runs
+//
+// As with the init, Error{message} may come instead of any message.
+const (
+	KindExecPid Kind = "exec-pid"
+	KindExec    Kind = "exec"
+)
+
+// ExecPid is the exec'd process's pid as the caller's pid namespace sees it.
+type ExecPid struct {
+	Pid int `json:"pid"`
+}
+
+// Exec is what the exec process needs once inside the namespaces.
+type Exec struct {
+	Process *specs.Process `json:"process"`
+	// UserNS: the container runs in a user namespace; become its root
+	// (when mapped) before acting on the container's files.
+	UserNS bool `json:"userNS,omitempty"`
+	// PreserveFDs is the number of descriptors after stdio the process
+	// keeps (--preserve-fds).
+	PreserveFDs int `json:"preserveFDs"`
+	// Policy is the container's, with the capabilities of Process already
+	// intersected with the profile's.
+	Policy Policy `json:"policy"`
+}
