@@ -24,6 +24,9 @@ PACKAGES=(
 	qemu-system-x86 openssh-client e2fsprogs
 	# benchmarks and lint
 	hyperfine shellcheck
+	# podman 4.3 + conmon 2.1 driving zviz (tests/podman, make bench), rootless:
+	# slirp4netns for the default network, fuse-overlayfs, catatonit for --init
+	podman conmon slirp4netns fuse-overlayfs catatonit containernetworking-plugins
 )
 
 die() { echo "setup.sh: $*" >&2; exit 1; }

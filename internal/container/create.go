@@ -245,8 +245,8 @@ func applyPolicy(o *Options, h *handle, rec *record, l *launched, dl *denialLog)
 	if err := h.save(rec); err != nil {
 		return nil, nil, err
 	}
-	if err := saveExecPolicy(h, policy, dl); err != nil {
-		return nil, err
+	if err := saveExecPolicy(h, d.policy); err != nil {
+		return nil, nil, err
 	}
 	o.debugf("state written")
 	return d.policy, cg, nil

@@ -3,6 +3,8 @@ package container
 import (
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -78,7 +80,25 @@ func writableInside(st *unix.Stat_t, s *specs.Spec) bool {
 		return st.Mode&0o200 != 0 && int(st.Uid) == os.Geteuid() ||
 			st.Mode&0o020 != 0 && int(st.Gid) == os.Getegid()
 	}
-	return st.Mode&0o200 != 0 && mapped(uids, st.Uid) || st.Mode&0o020 != 0 && mapped(gids, st.Gid)
+	// Owned by an id outside our user namespace (root's binary seen from
+	// rootless podman's): it shows as the overflow id, which the maps may
+	// well name (--userns=keep-id), but no id of the container owns it.
+	ownerIn, groupIn := st.Uid != overflowID("uid") || initialUserNS(), st.Gid != overflowID("gid") || initialUserNS()
+	return st.Mode&0o200 != 0 && ownerIn && mapped(uids, st.Uid) || st.Mode&0o020 != 0 && groupIn && mapped(gids, st.Gid)
+}
+
+// overflowID is the id unmapped owners show as (/proc/sys/kernel/overflowuid
+// or overflowgid; user_namespaces(7), "Unmapped user and group IDs").
+func overflowID(kind string) uint32 {
+	b, err := os.ReadFile("/proc/sys/kernel/overflow" + kind)
+	if err != nil {
+		return 65534
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32)
+	if err != nil {
+		return 65534
+	}
+	return uint32(n)
 }
 
 func mapped(maps []specs.LinuxIDMapping, host uint32) bool {

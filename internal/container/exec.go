@@ -17,7 +17,6 @@ import (
 	"github.com/zviz/zviz/internal/cgroups"
 	"github.com/zviz/zviz/internal/initproc"
 	"github.com/zviz/zviz/internal/wire"
-	"github.com/zviz/zviz/seccomp"
 )
 
 // ExecOptions are exec's flags (runc's, as conmon passes them, plus the
@@ -50,18 +49,14 @@ func IsExec() bool {
 const execPolicyFile = "policy.json"
 
 type execPolicy struct {
-	Policy  wire.Policy          `json:"policy"`
-	Denials *seccomp.DenialTable `json:"denials,omitempty"` // the log-denials variant's answers
+	Policy wire.Policy `json:"policy"`
 }
 
 // saveExecPolicy records the container's policy for exec (called by create
 // with the state).
-func saveExecPolicy(h *handle, p *wire.Policy, dl *denialLog) error {
+func saveExecPolicy(h *handle, p *wire.Policy) error {
 	ep := execPolicy{Policy: *p}
 	ep.Policy.DenialFD = 0
-	if dl != nil {
-		ep.Denials = dl.table
-	}
 	b, err := json.Marshal(&ep)
 	if err != nil {
 		return fmt.Errorf("encode policy of %q: %w", h.id, err)
@@ -78,6 +73,18 @@ func loadExecPolicy(h *handle) (*execPolicy, error) {
 	if err := json.Unmarshal(b, &ep); err != nil {
 		return nil, fmt.Errorf("read policy of %q: %w", h.id, err)
 	}
+	// A filter with a listener (--log-denials, the network broker, a
+	// seccomp agent) hands it over with pidfd_getfd(2), which an exec'd
+	// process, undumpable in a user namespace it did not exec in, does not
+	// allow: refused rather than run with a filter nobody answers.
+	for _, prog := range ep.Policy.Seccomp {
+		if prog.Notify || prog.Agent {
+			return nil, fmt.Errorf("cannot exec in container %q: its seccomp filter %s has a listener (--log-denials, a network allow-list or linux.seccomp.listenerPath), which exec does not support yet", h.id, prog.Name)
+		}
+	}
+	if ep.Policy.DNS != "" {
+		return nil, fmt.Errorf("cannot exec in container %q: its profile's network broker (allow_domains) is not supported by exec yet", h.id)
+	}
 	return &ep, nil
 }
 
@@ -87,9 +94,6 @@ type execd struct {
 	pid    int       // the process, as our pid namespace sees it
 	pidfd  int
 	master *os.File // its pty master, when not sent to --console-socket
-	log    *denialLog
-	// waitLog waits for the foreground denial log, when there is one.
-	waitLog func()
 }
 
 // Exec runs a new process in a created or running container, with the
@@ -142,11 +146,6 @@ func Exec(o *Options, e *ExecOptions) (int, error) {
 		}
 	}
 	if e.Detach {
-		if x.log != nil {
-			if err := x.log.spawnLogger(); err != nil {
-				return 1, err
-			}
-		}
 		_ = x.cmd.Wait() // the intermediate, or nothing to wait for: the process runs on
 		return 0, nil
 	}

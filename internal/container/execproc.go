@@ -27,25 +27,17 @@ func startExec(o *Options, r *record, proc *specs.Process, ep *execPolicy, e *Ex
 	if err != nil {
 		return nil, err
 	}
-	var dl *denialLog
-	if ep.Denials != nil {
-		if dl, err = newDenialLog(); err != nil {
-			return nil, err
-		}
-		dl.table = ep.Denials
-		defer dl.init.Close()
-	}
 	parent, child, err := wire.Pair()
 	if err != nil {
 		return nil, err
 	}
 	defer parent.Close()
-	cmd, err := execCommand(r, pidfd, flags, child, dl, e.PreserveFDs)
+	cmd, err := execCommand(r, pidfd, flags, child, e.PreserveFDs)
 	child.Close()
 	if err != nil {
 		return nil, err
 	}
-	x := &execd{cmd: cmd, pidfd: -1, log: dl}
+	x := &execd{cmd: cmd, pidfd: -1}
 	defer func() {
 		if err != nil {
 			x.kill()
@@ -63,20 +55,13 @@ func startExec(o *Options, r *record, proc *specs.Process, ep *execPolicy, e *Ex
 	if err := joinCgroup(r.Pid, x.pid); err != nil {
 		return nil, err
 	}
-	pol := ep.Policy
-	if dl != nil {
-		pol.DenialFD = 5 + e.PreserveFDs
-	}
 	msg := &wire.Exec{Process: proc, UserNS: flags&unix.CLONE_NEWUSER != 0 || !initialUserNS(),
-		PreserveFDs: e.PreserveFDs, Policy: pol}
+		PreserveFDs: e.PreserveFDs, Policy: ep.Policy}
 	if err := parent.Send(wire.KindExec, msg); err != nil {
 		return nil, err
 	}
 	if err := x.ready(parent, proc.Terminal, e.ConsoleSocket); err != nil {
 		return nil, err
-	}
-	if dl != nil && !e.Detach {
-		x.waitLog = dl.runLogger(os.Stderr)
 	}
 	// The socket closes (close-on-exec) when the process is executed; an
 	// Error instead is the launch's root cause.
@@ -112,24 +97,26 @@ func (x *execd) ready(conn *wire.Conn, tty bool, socket string) error {
 }
 
 // execCommand starts the exec process: this binary (or its sealed copy),
-// with the preserved descriptors, then the init's pidfd, the sync socket
-// and the denial log's socket.
-func execCommand(r *record, pidfd, flags int, child *wire.Conn, dl *denialLog, preserve int) (*exec.Cmd, error) {
-	path, copied, err := initExecutable(r.Spec, false)
+// with the preserved descriptors, then the init's pidfd and the sync
+// socket.
+func execCommand(r *record, pidfd, flags int, child *wire.Conn, preserve int) (*exec.Cmd, error) {
+	path, copied, err := initExecutable(r.Spec, &nsPlan{newUser: flags&unix.CLONE_NEWUSER != 0})
 	if err != nil {
 		return nil, err
 	}
 	if copied != nil {
 		defer copied.Close()
 	}
-	cmd := &exec.Cmd{Path: path, Args: []string{execArg0}, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
+	cmd := &exec.Cmd{Args: []string{execArg0}, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
 	for i := 0; i < preserve; i++ {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(3+i), "preserved-fd"))
 	}
 	cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(pidfd), "init-pidfd"), child.File())
-	if dl != nil {
-		cmd.ExtraFiles = append(cmd.ExtraFiles, dl.init)
+	if copied != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, copied)
+		path = memfdPath(3 + len(cmd.ExtraFiles) - 1)
 	}
+	cmd.Path = path
 	cmd.Env = []string{fmt.Sprintf("%s=%d,%d,%d", initproc.EnvNsenter, 3+preserve, flags, 4+preserve)}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start exec process: %w", err)
@@ -186,9 +173,6 @@ func waitExec(o *Options, x *execd, sigs chan os.Signal) int {
 		case code := <-done:
 			if rl != nil {
 				rl.finish()
-			}
-			if x.waitLog != nil {
-				x.waitLog()
 			}
 			return code
 		case s := <-sigs:

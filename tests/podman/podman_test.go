@@ -1,0 +1,366 @@
+package podman
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/zviz/zviz/tests/probe/report"
+	"github.com/zviz/zviz/tests/testutil"
+)
+
+// TestPodmanRunEcho: `podman --runtime ZVIZ run --rm IMG echo hi`.
+func TestPodmanRunEcho(t *testing.T) {
+	e := podmanEnv(t)
+	res := e.zok(t, "run", "--rm", image, "echo", "hi")
+	if res.stdout != "hi\n" {
+		t.Errorf("stdout %q, want hi", res.stdout)
+	}
+}
+
+// TestPodmanExitCodes: the process's status is podman's, and zviz's error
+// text makes podman answer 127 for a missing command and 126 for one that
+// cannot be executed.
+func TestPodmanExitCodes(t *testing.T) {
+	e := podmanEnv(t)
+	for _, tc := range []struct {
+		args []string
+		code int
+		text string
+	}{
+		{[]string{"sh", "-c", "exit 7"}, 7, ""},
+		{[]string{"/probe", "exit", "42"}, 42, ""},
+		{[]string{"no-such-command"}, 127, "executable file not found in $PATH"},
+		{[]string{"/no/such/file"}, 127, "no such file or directory"},
+		{[]string{"/etc/passwd"}, 126, "permission denied"},
+	} {
+		res := e.zrun(t, append([]string{"run", "--rm", image}, tc.args...)...)
+		if res.code != tc.code || !strings.Contains(res.stderr, tc.text) {
+			t.Errorf("run %v: %v\nwant exit %d and %q", tc.args, res, tc.code, tc.text)
+		}
+	}
+}
+
+// TestPodmanDetachLogsStopRm: run -d, logs, stop (SIGTERM reaches the
+// process, which exits 0), rm.
+func TestPodmanDetachLogsStopRm(t *testing.T) {
+	e := podmanEnv(t)
+	n := e.name(t)
+	e.zok(t, "run", "-d", "--name", n, image, "sh", "-c", `trap "echo bye; exit 0" TERM; echo started; while :; do sleep 0.1; done`)
+	e.waitLogs(t, n, "started")
+	if st := e.zok(t, "inspect", "--format", "{{.State.Status}}", n).stdout; strings.TrimSpace(st) != "running" {
+		t.Errorf("status %q, want running", st)
+	}
+	e.zok(t, "stop", "-t", "10", n)
+	e.waitLogs(t, n, "bye")
+	if code := e.zok(t, "inspect", "--format", "{{.State.ExitCode}}", n).stdout; strings.TrimSpace(code) != "0" {
+		t.Errorf("exit code after stop %q, want 0 (the TERM trap ran)", code)
+	}
+	e.zok(t, "rm", n)
+	if out := e.zok(t, "ps", "-a", "--format", "{{.Names}}").stdout; strings.Contains(out, n) {
+		t.Errorf("container %s still listed after rm: %q", n, out)
+	}
+}
+
+// waitLogs waits (up to 20 s) until the container's logs contain s.
+func (e *env) waitLogs(t *testing.T, name, s string) string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		res := e.zrun(t, "logs", name)
+		if strings.Contains(res.stdout, s) {
+			return res.stdout
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("logs of %s: no %q: %v", name, s, res)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// initPid is the host pid of the container's init.
+func (e *env) initPid(t *testing.T, name string) int {
+	t.Helper()
+	pid, err := strconv.Atoi(strings.TrimSpace(e.zok(t, "inspect", "--format", "{{.State.Pid}}", name).stdout))
+	if err != nil || pid <= 0 {
+		t.Fatalf("pid of %s: %v", name, err)
+	}
+	return pid
+}
+
+// TestPodmanExec: `podman exec` (conmon's `zviz exec --process --detach`)
+// runs in the container's namespaces, podman's user namespace included,
+// with no capabilities and the seccomp filters; exit codes come back;
+// `exec -t` gets a terminal.
+func TestPodmanExec(t *testing.T) {
+	e := podmanEnv(t)
+	n := e.name(t)
+	e.zok(t, "run", "-d", "--name", n, image, "sleep", "300")
+	pid := e.initPid(t, n)
+	var in report.Info
+	testutil.DecodeJSON(t, []byte(e.zok(t, "exec", n, "/probe", "info").stdout), &in)
+	for _, ns := range []string{"user", "mnt", "pid", "net", "ipc", "uts"} {
+		var st unix.Stat_t
+		if err := unix.Stat(fmt.Sprintf("/proc/%d/ns/%s", pid, ns), &st); err != nil {
+			t.Fatal(err)
+		}
+		if in.NS[ns] != st.Ino {
+			t.Errorf("%s namespace: exec'd %d, init %d", ns, in.NS[ns], st.Ino)
+		}
+	}
+	if in.Caps["CapEff"] != noCaps || in.Caps["CapBnd"] != noCaps || in.NoNewPrivs != 1 || in.Seccomp != 2 {
+		t.Errorf("exec'd process: caps %v no_new_privs %d seccomp %d: want none, 1, 2", in.Caps, in.NoNewPrivs, in.Seccomp)
+	}
+	if res := e.zrun(t, "exec", n, "sh", "-c", "exit 5"); res.code != 5 {
+		t.Errorf("exec exit 5: %v", res)
+	}
+	if res := e.zrun(t, "exec", n, "no-such-command"); res.code != 127 {
+		t.Errorf("exec of a missing command: %v, want 127", res)
+	}
+	res := e.zok(t, "exec", "-t", n, "sh", "-c", "tty; echo t''ty-ok")
+	if !strings.Contains(res.stdout, "/dev/pts/") || !strings.Contains(res.stdout, "tty-ok") {
+		t.Errorf("exec -t: %v, want a /dev/pts terminal", res)
+	}
+}
+
+const noCaps = "0000000000000000"
+
+// TestPodmanRunInteractive: `podman run -it` driven through a real pty:
+// the shell's prompt, typed commands, their output, exit status.
+func TestPodmanRunInteractive(t *testing.T) {
+	e := podmanEnv(t)
+	master, slave := openPTY(t)
+	c := e.cmd(t, "--runtime", e.zviz, "run", "-it", "--rm", "-e", "PS1=zviz-prompt$ ", image, "sh")
+	c.Dir = e.dir
+	c.Stdin, c.Stdout, c.Stderr = slave, slave, slave
+	c.SysProcAttr.Setsid, c.SysProcAttr.Setctty, c.SysProcAttr.Ctty = true, true, 0
+	out := readPTY(master)
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitc := make(chan error, 1)
+	go func() { waitc <- c.Wait() }()
+	slave.Close()
+	off := out.waitFor(t, "zviz-prompt$ ", 0)
+	if _, err := master.WriteString("echo sum=$((40+2)) t''ty=$(tty)\n"); err != nil {
+		t.Fatal(err)
+	}
+	off = out.waitFor(t, "sum=42 tty=/dev/pts/", off)
+	out.waitFor(t, "zviz-prompt$ ", off)
+	if _, err := master.WriteString("exit 3\n"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-waitc:
+		if code := c.ProcessState.ExitCode(); code != 3 {
+			t.Errorf("run -it: exit %d, want 3; terminal: %q", code, out.String())
+		}
+	case <-time.After(60 * time.Second):
+		c.Process.Kill()
+		<-waitc
+		t.Fatalf("run -it did not exit; terminal: %q", out.String())
+	}
+}
+
+// TestPodmanKillSignal: `podman kill -s USR1` reaches the process.
+func TestPodmanKillSignal(t *testing.T) {
+	e := podmanEnv(t)
+	n := e.name(t)
+	e.zok(t, "run", "-d", "--name", n, image, "/probe", "wait-signal", "USR1")
+	e.waitLogs(t, n, "ready")
+	e.zok(t, "kill", "-s", "USR1", n)
+	e.waitLogs(t, n, "SIGUSR1")
+	e.zok(t, "wait", n)
+	if code := e.zok(t, "inspect", "--format", "{{.State.ExitCode}}", n).stdout; strings.TrimSpace(code) != "0" {
+		t.Errorf("exit code %q, want 0 (the probe caught USR1)", code)
+	}
+}
+
+// TestPodmanRestart: restart makes a new init that runs the process again.
+func TestPodmanRestart(t *testing.T) {
+	e := podmanEnv(t)
+	n := e.name(t)
+	e.zok(t, "run", "-d", "--name", n, image, "sh", "-c", "echo run-$$; exec sleep 300")
+	e.waitLogs(t, n, "run-1")
+	before := e.initPid(t, n)
+	e.zok(t, "restart", "-t", "0", n)
+	deadline := time.Now().Add(20 * time.Second)
+	for strings.Count(e.zok(t, "logs", n).stdout, "run-1") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no second run after restart: %q", e.zok(t, "logs", n).stdout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if after := e.initPid(t, n); after == before {
+		t.Errorf("init pid %d unchanged by restart", after)
+	}
+}
+
+// TestPodmanNetwork: --network=none leaves only lo; the default rootless
+// network (slirp4netns) gives a tap device that reaches a server on the
+// host's loopback through slirp4netns' gateway.
+func TestPodmanNetwork(t *testing.T) {
+	e := podmanEnv(t)
+	res := e.zok(t, "run", "--rm", "--runtime", e.zviz, "--network=none", image, "cat", "/proc/net/dev")
+	if ifs := interfaces(res.stdout); strings.Join(ifs, ",") != "lo" {
+		t.Errorf("--network=none: interfaces %v, want lo only", ifs)
+	}
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "zviz-host-reply") }))
+	port := l.Addr().(*net.TCPAddr).Port
+	res = e.zok(t, "run", "--rm", "--network", "slirp4netns:allow_host_loopback=true", image, "sh", "-c",
+		fmt.Sprintf("cat /proc/net/dev; wget -qO- http://10.0.2.2:%d/", port))
+	if ifs := interfaces(res.stdout); !contains(ifs, "tap0") {
+		t.Errorf("default network: interfaces %v, want tap0 (slirp4netns)", ifs)
+	}
+	if !strings.Contains(res.stdout, "zviz-host-reply") {
+		t.Errorf("no reply from the host through slirp4netns: %v", res)
+	}
+}
+
+// interfaces lists the interface names in /proc/net/dev.
+func interfaces(dev string) []string {
+	var out []string
+	for _, l := range strings.Split(dev, "\n") {
+		if name, _, ok := strings.Cut(l, ":"); ok && !strings.Contains(name, "|") {
+			out = append(out, strings.TrimSpace(name))
+		}
+	}
+	return out
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// TestPodmanProfileAnnotation: --annotation run.zviz.profile=development
+// changes the policy (ptrace is allowed there, refused by default).
+func TestPodmanProfileAnnotation(t *testing.T) {
+	e := podmanEnv(t)
+	try := func(extra ...string) string {
+		args := append(append([]string{"run", "--rm"}, extra...), image, "/probe", "try", "ptrace")
+		var rep report.TryReport
+		testutil.DecodeJSON(t, []byte(e.zok(t, args...).stdout), &rep)
+		return rep.Errno("ptrace")
+	}
+	if got := try(); got != "EPERM" {
+		t.Errorf("ptrace under the default profile: %s, want EPERM", got)
+	}
+	if got := try("--annotation", "run.zviz.profile=development"); got != "OK" {
+		t.Errorf("ptrace under run.zviz.profile=development: %s, want OK", got)
+	}
+}
+
+// TestPodmanKeepID: --userns=keep-id (a user namespace in config.json,
+// inside podman's): the process runs as the caller's uid, mapped once.
+func TestPodmanKeepID(t *testing.T) {
+	e := podmanEnv(t)
+	uid, err := testutil.LookupUser(testutil.TestUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in report.Info
+	testutil.DecodeJSON(t, []byte(e.zok(t, "run", "--rm", "--userns=keep-id", image, "/probe", "info").stdout), &in)
+	if in.UID != uid || in.EUID != uid {
+		t.Errorf("uid %d euid %d, want %d (keep-id)", in.UID, in.EUID, uid)
+	}
+	if in.Caps["CapEff"] != noCaps {
+		t.Errorf("keep-id: CapEff %s, want none", in.Caps["CapEff"])
+	}
+}
+
+// escapeTries are the probe's attempts compared between podman and `zviz
+// run`: every one is refused under zviz's default profile.
+var escapeTries = []string{
+	"unshare-user", "unshare-net", "clone-newuser", "clone3", "setns", "mount", "fsopen", "open_tree",
+	"move_mount", "ptrace", "process_vm_readv", "bpf", "perf_event_open", "io_uring_setup", "keyctl",
+	"add_key", "userfaultfd", "init_module", "kexec_load", "reboot", "open_by_handle_at", "tiocsti",
+	"socket-packet", "socket-netlink", "socket-vsock", "personality-bad", "int80", "x32", "chroot", "mknod",
+}
+
+// TestPodmanEscape: the static escape probe inside a podman container is
+// refused exactly as under `zviz run` of a bundle, errno for errno.
+func TestPodmanEscape(t *testing.T) {
+	e := podmanEnv(t)
+	var inPodman, inZviz report.TryReport
+	testutil.DecodeJSON(t, []byte(e.zok(t, append([]string{"run", "--rm", image, "/probe", "try"}, escapeTries...)...).stdout), &inPodman)
+	uid, _ := testutil.LookupUser(testutil.TestUser)
+	s := testutil.DefaultSpec(true, uint32(uid), uint32(uid))
+	s.Process.Args = append([]string{"/probe", "try"}, escapeTries...)
+	b := testutil.BusyboxBundle(t, testutil.BundleOptions{Spec: s, User: testutil.TestUser})
+	root := filepath.Join(e.runtime, "zviz-run-"+strconv.FormatInt(time.Now().UnixNano(), 10))
+	c := testutil.RunAs(t, testutil.TestUser, e.vars, e.zviz, "--root", root, "run", "--bundle", b, "escape")
+	var stderr strings.Builder
+	c.Stderr = &stderr
+	out, err := c.Output()
+	if err != nil {
+		t.Fatalf("zviz run: %v: %s", err, stderr.String())
+	}
+	testutil.DecodeJSON(t, out, &inZviz)
+	for _, name := range escapeTries {
+		p, z := inPodman.Errno(name), inZviz.Errno(name)
+		if p != z || p == "OK" || p == "" {
+			t.Errorf("try %s: podman %q, zviz run %q: want the same refusal", name, p, z)
+		}
+	}
+}
+
+// TestPodmanContainersConf: with containers.conf naming zviz the default
+// runtime (README.md), podman uses it without --runtime, and reads its
+// errors as JSON (runtime_supports_json).
+func TestPodmanContainersConf(t *testing.T) {
+	e := podmanEnv(t)
+	if got := strings.TrimSpace(e.ok(t, "info", "--format", "{{.Host.OCIRuntime.Name}}").stdout); got != "zviz" {
+		t.Errorf("podman's OCI runtime %q, want zviz", got)
+	}
+	n := e.name(t)
+	e.ok(t, "run", "-d", "--name", n, image, "sleep", "300")
+	id := strings.TrimSpace(e.ok(t, "inspect", "--format", "{{.Id}}", n).stdout)
+	if _, err := os.Stat(filepath.Join(e.runtime, "zviz", id, "state.json")); err != nil {
+		t.Errorf("zviz has no state for podman's container: %v", err)
+	}
+	res := e.run(t, "run", "--rm", image, "no-such-command")
+	if res.code != 127 || !strings.Contains(res.stderr, "executable file not found in $PATH") {
+		t.Errorf("missing command: %v, want 127 with zviz's message", res)
+	}
+	e.ok(t, "rm", "-f", "-t", "0", n)
+}
+
+// openPTY opens a pty pair in the test (the host's devpts).
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	sfd, _, errno := unix.Syscall(unix.SYS_IOCTL, m.Fd(), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC)
+	if errno != 0 {
+		t.Fatal(errno)
+	}
+	s := os.NewFile(uintptr(sfd), "pty-slave")
+	t.Cleanup(func() { m.Close(); s.Close() })
+	if err := unix.IoctlSetWinsize(int(m.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 30, Col: 100}); err != nil {
+		t.Fatal(err)
+	}
+	return m, s
+}
