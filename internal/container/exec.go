@@ -113,6 +113,11 @@ func Exec(o *Options, e *ExecOptions) (int, error) {
 	if st := r.status(h.dir); st != StatusCreated && st != StatusRunning {
 		return 1, fmt.Errorf("cannot exec in container %q: container is %s, not running", e.ID, st)
 	}
+	if r.Isolation == IsolationChdirOnly {
+		// Its init's namespaces are the host's: joining them would give
+		// the process nothing of the container's confinement.
+		return 1, fmt.Errorf("cannot exec in container %q: it runs with chdir-only isolation, which has no namespaces to join", e.ID)
+	}
 	proc, err := execProcessSpec(r.Spec, e)
 	if err != nil {
 		return 1, err

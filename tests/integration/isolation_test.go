@@ -202,6 +202,10 @@ func TestChdirOnlyKillAll(t *testing.T) {
 		if res := r.via("/", "run", "--detach", "--bundle", b, "killall"); res.code != 0 {
 			t.Fatalf("run --detach under the restriction: %v", res)
 		}
+		// exec cannot join namespaces that are the host's: refused.
+		if res := r.run("exec", "killall", "true"); res.code == 0 || !strings.Contains(res.stderr, "chdir-only isolation") {
+			t.Errorf("exec into a chdir-only container: %v", res)
+		}
 		r.ok("kill", "--all", "killall", "TERM")
 		for range 100 {
 			if stateOf(t, r, "killall")["status"] == "stopped" {
