@@ -76,7 +76,10 @@ func newEnv(t *testing.T) (*env, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &env{dir: dir, runtime: fmt.Sprintf("/run/user/%d/zviz-podman-%d", uid, time.Now().UnixNano())}
+	// A short XDG_RUNTIME_DIR: podman's sockets and conmon's exit files
+	// live below it, and with a long one podman 4.3 misses the container's
+	// exit and waits out conmon's 20 s timeout on every run --rm.
+	e := &env{dir: dir, runtime: fmt.Sprintf("/run/user/%d/zp%d", uid, os.Getpid())}
 	// The binary podman runs must be reachable by the test user.
 	e.zviz = filepath.Join(dir, "zviz")
 	if err := copyExec(testutil.BuildZviz(t), e.zviz); err != nil {
