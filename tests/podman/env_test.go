@@ -302,8 +302,27 @@ func (e *env) destroy() {
 			}
 		}
 	}
+	killUnder(e.dir)
 	os.RemoveAll(e.runtime)
 	os.RemoveAll(e.dir)
+}
+
+// killUnder kills what podman leaves running for this environment: the
+// conmon of an exec session waits out an exit delay (five minutes) before
+// its cleanup. Only processes whose command line names dir (a temporary
+// directory of ours) are touched.
+func killUnder(dir string) {
+	ents, _ := os.ReadDir("/proc")
+	for _, ent := range ents {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(b), dir+"/") {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
 }
 
 func copyExec(src, dst string) error {
