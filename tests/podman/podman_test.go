@@ -364,3 +364,37 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 	}
 	return m, s
 }
+
+// TestPodmanPause: podman pause and unpause (zviz pause/resume) freeze and
+// thaw the container. Rootless podman refuses to pause on a cgroup v1 (or
+// hybrid) host before it asks the runtime, hence the requirement.
+func TestPodmanPause(t *testing.T) {
+	testutil.Requires(t, "cgroup2-unified")
+	e := podmanEnv(t)
+	n := e.name(t)
+	e.zok(t, "run", "-d", "--name", n, image, "sh", "-c", "while :; do date +%s%N > /tmp/tick; sleep 0.05; done")
+	pid := e.initPid(t, n)
+	e.zok(t, "pause", n)
+	if st := strings.TrimSpace(e.zok(t, "inspect", "--format", "{{.State.Status}}", n).stdout); st != "paused" {
+		t.Errorf("status after pause %q, want paused", st)
+	}
+	// The kernel's word: the init's cgroup reports itself frozen.
+	cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := strings.TrimPrefix(strings.TrimSpace(string(cg)), "0::")
+	events, err := os.ReadFile(filepath.Join("/sys/fs/cgroup", path, "cgroup.events"))
+	if err != nil || !strings.Contains(string(events), "frozen 1") {
+		t.Errorf("cgroup %s of the paused init: %q (%v), want frozen 1", path, events, err)
+	}
+	e.zok(t, "unpause", n)
+	if st := strings.TrimSpace(e.zok(t, "inspect", "--format", "{{.State.Status}}", n).stdout); st != "running" {
+		t.Errorf("status after unpause %q, want running", st)
+	}
+	first := e.zok(t, "exec", n, "cat", "/tmp/tick").stdout
+	time.Sleep(300 * time.Millisecond)
+	if again := e.zok(t, "exec", n, "cat", "/tmp/tick").stdout; again == first {
+		t.Errorf("the loop does not run after unpause (tick %q)", first)
+	}
+}
