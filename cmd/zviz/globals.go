@@ -68,8 +68,45 @@ func (g *globals) options() (*container.Options, error) {
 			return nil, err
 		}
 	}
+	var warn io.Writer = os.Stderr
+	if g.log != "" {
+		// As runc's logrus: with --log, warnings go to the log (conmon
+		// hands the runtime's stderr to the container's log).
+		warn = &logWarner{g: g}
+	}
 	return &container.Options{Root: root, SystemdCgroup: g.systemdCgroup, Debug: g.debug, Profile: g.profile,
-		LogDenials: g.logDenials, Warn: os.Stderr, RequireFullIsolation: g.fullIsolation}, nil
+		LogDenials: g.logDenials, Warn: warn, RequireFullIsolation: g.fullIsolation}, nil
+}
+
+// logWarner writes each "zviz: warning: ..." line it is given to --log as
+// one entry of level warning, in --log-format.
+type logWarner struct{ g *globals }
+
+func (l *logWarner) Write(p []byte) (int, error) {
+	w := l.g.logWriter()
+	if w == nil {
+		return os.Stderr.Write(p) // the log cannot be opened: not lost
+	}
+	defer w.Close()
+	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
+		msg, level := strings.TrimPrefix(line, "zviz: "), "info"
+		if m, ok := strings.CutPrefix(msg, "warning: "); ok {
+			msg, level = m, "warning"
+		}
+		l.g.logEntry(w, level, msg)
+	}
+	return len(p), nil
+}
+
+// logEntry writes one entry in --log-format.
+func (g *globals) logEntry(w io.Writer, level, msg string) {
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	if g.logFormat == "json" {
+		rec, _ := json.Marshal(map[string]string{"level": level, "msg": msg, "time": now})
+		fmt.Fprintf(w, "%s\n", rec)
+		return
+	}
+	fmt.Fprintf(w, "time=%q level=%s msg=%q\n", now, level, msg)
 }
 
 // fail reports err as the command's final line and returns exit code 1.
@@ -78,20 +115,12 @@ func (g *globals) options() (*container.Options, error) {
 // podman maps to exit codes.
 func (g *globals) fail(err error) int {
 	msg := strings.ReplaceAll(err.Error(), "\n", "; ")
-	if g.logFormat == "json" {
-		rec, _ := json.Marshal(map[string]string{
-			"level": "error", "msg": msg, "time": time.Now().UTC().Format(time.RFC3339Nano),
-		})
-		if w := g.logWriter(); w != nil {
-			fmt.Fprintf(w, "%s\n", rec)
-			w.Close()
-		} else {
-			fmt.Fprintf(os.Stderr, "%s\n", rec)
-			return 1
-		}
-	} else if w := g.logWriter(); w != nil {
-		fmt.Fprintf(w, "time=%q level=error msg=%q\n", time.Now().UTC().Format(time.RFC3339Nano), msg)
+	if w := g.logWriter(); w != nil {
+		g.logEntry(w, "error", msg)
 		w.Close()
+	} else if g.logFormat == "json" {
+		g.logEntry(os.Stderr, "error", msg)
+		return 1
 	}
 	fmt.Fprintf(os.Stderr, "zviz: %s\n", msg)
 	return 1

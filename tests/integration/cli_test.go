@@ -217,6 +217,49 @@ func TestCLILogJSON(t *testing.T) {
 	})
 }
 
+// TestCLILogWarnings: with --log, warnings go to the log as entries of
+// level warning (as runc's do), not to stderr, which conmon would copy
+// into the container's log.
+func TestCLILogWarnings(t *testing.T) {
+	forEachUser(t, func(t *testing.T, r *rt) {
+		// A cgroupsPath this user cannot use: announced, not refused.
+		b := r.bundle(func(s *specs.Spec) {
+			s.Process.Args = []string{"true"}
+			s.Linux.CgroupsPath = "/zviz-it-nodeleg-" + randID()
+			limit := int64(64 << 20)
+			s.Linux.Resources = &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &limit}}
+		})
+		for _, format := range []string{"json", "text"} {
+			log := filepath.Join(r.userDir(), "zviz.log")
+			id := "logw-" + randID()
+			res := r.runIO("--log", log, "--log-format", format, "create", "--bundle", b, id)
+			r.ok("delete", "--force", id)
+			if res.code != 0 || res.stderr != "" {
+				t.Errorf("%s: create with --log: want exit 0 and nothing on stderr, got %v", format, res)
+			}
+			raw, err := os.ReadFile(log)
+			if err != nil {
+				t.Fatalf("log file: %v", err)
+			}
+			text := strings.TrimSpace(string(raw))
+			if text == "" {
+				t.Errorf("%s: no warning in the log", format)
+			}
+			for _, line := range strings.Split(text, "\n") {
+				if format == "json" {
+					var rec map[string]any
+					testutil.DecodeJSON(t, []byte(line), &rec)
+					if rec["level"] != "warning" || rec["msg"] == "" || strings.HasPrefix(rec["msg"].(string), "zviz:") {
+						t.Errorf("json log entry %v: want level warning and the bare message", rec)
+					}
+				} else if !strings.Contains(line, "level=warning msg=") {
+					t.Errorf("text log entry %q: want level=warning msg=...", line)
+				}
+			}
+		}
+	})
+}
+
 // TestStateDefaultRoot: without --root, state goes to /run/zviz for root
 // and $XDG_RUNTIME_DIR/zviz for a user, 0700 and owned by the caller.
 func TestStateDefaultRoot(t *testing.T) {
