@@ -267,13 +267,13 @@ func TestExecTTYConsoleSocket(t *testing.T) {
 			t.Fatal("no pty master received on the console socket")
 		}
 		defer master.Close()
-		out := readPTY(master)
+		out := testutil.ReadPTY(master)
 		if _, err := master.WriteString("echo t''ty=$(tty); exit 3\n"); err != nil {
 			t.Fatal(err)
 		}
-		out.waitFor(t, "tty=/dev/pts/", 0)
+		out.WaitFor(t, "tty=/dev/pts/", 0)
 		select {
-		case <-out.done:
+		case <-out.Done():
 		case <-time.After(10 * time.Second):
 			t.Fatalf("sh did not exit; terminal: %q", out.String())
 		}
@@ -293,7 +293,7 @@ func TestExecTTYForeground(t *testing.T) {
 			c.SysProcAttr = &syscall.SysProcAttr{}
 		}
 		c.SysProcAttr.Setsid, c.SysProcAttr.Setctty, c.SysProcAttr.Ctty = true, true, 0
-		out := readPTY(master)
+		out := testutil.ReadPTY(master)
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -303,7 +303,7 @@ func TestExecTTYForeground(t *testing.T) {
 		if _, err := master.WriteString("echo size=$(stty size)= h''n=$(hostname)\n"); err != nil {
 			t.Fatal(err)
 		}
-		out.waitFor(t, "size=30 100= hn=exec-target", 0)
+		out.WaitFor(t, "size=30 100= hn=exec-target", 0)
 		if _, err := master.WriteString("exit 4\n"); err != nil {
 			t.Fatal(err)
 		}

@@ -1,12 +1,10 @@
 package integration
 
 import (
-	"bytes"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -58,55 +56,6 @@ func consoleSocket(t *testing.T, user string) (string, <-chan *os.File) {
 	return path, ch
 }
 
-// ptyReader collects everything read from a pty master until EOF/EIO.
-type ptyReader struct {
-	mu   sync.Mutex
-	buf  bytes.Buffer
-	done chan struct{}
-}
-
-func readPTY(f *os.File) *ptyReader {
-	p := &ptyReader{done: make(chan struct{})}
-	go func() {
-		defer close(p.done)
-		b := make([]byte, 4096)
-		for {
-			n, err := f.Read(b)
-			p.mu.Lock()
-			p.buf.Write(b[:n])
-			p.mu.Unlock()
-			if err != nil {
-				return
-			}
-		}
-	}()
-	return p
-}
-
-func (p *ptyReader) String() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.buf.String()
-}
-
-// waitFor waits up to 10 s for s to appear in the output after offset
-// from, and returns the offset after it.
-func (p *ptyReader) waitFor(t *testing.T, s string, from int) int {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		out := p.String()
-		if from <= len(out) {
-			if i := strings.Index(out[from:], s); i >= 0 {
-				return from + i + len(s)
-			}
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("terminal output %q: no %q", p.String(), s)
-	return 0
-}
-
 // TestTerminalConsoleSocket: create with --console-socket hands the pty
 // master over; the test drives sh through it, reads the output back, and
 // sees the status through the console; the probe's stdio are a tty.
@@ -123,12 +72,12 @@ func TestTerminalConsoleSocket(t *testing.T) {
 			t.Fatal("no pty master received on the console socket")
 		}
 		defer master.Close()
-		out := readPTY(master)
+		out := testutil.ReadPTY(master)
 		r.ok("start", d.id)
 		if _, err := master.WriteString("echo h''i; exit 3\n"); err != nil {
 			t.Fatal(err)
 		}
-		out.waitFor(t, "hi\r\n", 0)
+		out.WaitFor(t, "hi\r\n", 0)
 		d.wait()
 
 		sock, masters = consoleSocket(t, r.user)
@@ -139,9 +88,9 @@ func TestTerminalConsoleSocket(t *testing.T) {
 			t.Fatal("no pty master received on the console socket")
 		}
 		defer master.Close()
-		out = readPTY(master)
+		out = testutil.ReadPTY(master)
 		r.ok("start", d.id)
-		<-out.done
+		<-out.Done()
 		d.wait()
 		var in report.Info
 		testutil.DecodeJSON(t, []byte(out.String()), &in)
@@ -173,7 +122,7 @@ func TestTerminalRunConsoleSocketExitCode(t *testing.T) {
 			t.Fatal("no pty master received on the console socket")
 		}
 		defer master.Close()
-		out := readPTY(master)
+		out := testutil.ReadPTY(master)
 		if _, err := master.WriteString("echo h''i; exit 3\n"); err != nil {
 			t.Fatal(err)
 		}
@@ -185,7 +134,7 @@ func TestTerminalRunConsoleSocketExitCode(t *testing.T) {
 			t.Errorf("run relayed the console to its stdout although the master went to --console-socket: %v", res)
 		}
 		select {
-		case <-out.done:
+		case <-out.Done():
 		case <-time.After(5 * time.Second):
 		}
 		if !strings.Contains(out.String(), "hi\r\n") {
@@ -212,7 +161,7 @@ func TestTerminalRun(t *testing.T) {
 			c.SysProcAttr = &syscall.SysProcAttr{}
 		}
 		c.SysProcAttr.Setsid, c.SysProcAttr.Setctty, c.SysProcAttr.Ctty = true, true, 0
-		out := readPTY(master)
+		out := testutil.ReadPTY(master)
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -225,13 +174,13 @@ func TestTerminalRun(t *testing.T) {
 			}
 		}
 		type_("echo size=$(stty size)=\n")
-		off := out.waitFor(t, "size=30 100=", 0)
+		off := out.WaitFor(t, "size=30 100=", 0)
 		setSize(t, master, 40, 120)
 		c.Process.Signal(unix.SIGWINCH)
 		time.Sleep(100 * time.Millisecond)
 		type_("echo size=$(stty size)=; echo t''ty=$(tty)\n")
-		off = out.waitFor(t, "size=40 120=", off)
-		out.waitFor(t, "tty=/dev/pts/", off)
+		off = out.WaitFor(t, "size=40 120=", off)
+		out.WaitFor(t, "tty=/dev/pts/", off)
 		type_("exit 5\n")
 		select {
 		case <-waitc:

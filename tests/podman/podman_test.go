@@ -142,19 +142,20 @@ func TestPodmanRunInteractive(t *testing.T) {
 	c.Dir = e.dir
 	c.Stdin, c.Stdout, c.Stderr = slave, slave, slave
 	c.SysProcAttr.Setsid, c.SysProcAttr.Setctty, c.SysProcAttr.Ctty = true, true, 0
-	out := readPTY(master)
+	out := testutil.ReadPTY(master)
+	out.Timeout = 30 * time.Second // podman's start-up on a loaded machine
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}
 	waitc := make(chan error, 1)
 	go func() { waitc <- c.Wait() }()
 	slave.Close()
-	off := out.waitFor(t, "zviz-prompt$ ", 0)
+	off := out.WaitFor(t, "zviz-prompt$ ", 0)
 	if _, err := master.WriteString("echo sum=$((40+2)) t''ty=$(tty)\n"); err != nil {
 		t.Fatal(err)
 	}
-	off = out.waitFor(t, "sum=42 tty=/dev/pts/", off)
-	out.waitFor(t, "zviz-prompt$ ", off)
+	off = out.WaitFor(t, "sum=42 tty=/dev/pts/", off)
+	out.WaitFor(t, "zviz-prompt$ ", off)
 	if _, err := master.WriteString("exit 3\n"); err != nil {
 		t.Fatal(err)
 	}
