@@ -56,6 +56,19 @@ func coldStart(e *env) ([]result, error) {
 			return nil, errors.New(msg)
 		}
 	}
+	results, err := interleaved(e, cands)
+	if err != nil {
+		return nil, err
+	}
+	printRatio(results, "zviz", "runc")
+	printRatio(results, "zviz", "bwrap")
+	return results, nil
+}
+
+// interleaved times e.warmup+e.n runs of each candidate, one of each in
+// turn with the order rotating (so drift hits all alike), and prints the
+// table of the measured ones.
+func interleaved(e *env, cands []candidate) ([]result, error) {
 	samples := make([][]time.Duration, len(cands))
 	for i := 0; i < e.warmup+e.n; i++ {
 		for k := range cands {
@@ -75,8 +88,6 @@ func coldStart(e *env) ([]result, error) {
 		results = append(results, summarize(c.name, samples[j]))
 	}
 	printTable(results)
-	printRatio(results, "zviz", "runc")
-	printRatio(results, "zviz", "bwrap")
 	return results, nil
 }
 

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/zviz/zviz/tests/testutil"
 )
@@ -49,25 +48,10 @@ func podmanBench(e *env) ([]result, error) {
 		p.candidate(e, "podman+zviz", "--runtime", e.zviz, "run", "--rm", image, "/bin/true"),
 		p.candidate(e, "podman+runc", "--runtime", "runc", "run", "--rm", image, "/bin/true"),
 	}
-	samples := make([][]time.Duration, len(cands))
-	for i := 0; i < e.warmup+e.n; i++ {
-		for k := range cands {
-			j := (i + k) % len(cands)
-			d, err := timeRun(cands[j], i)
-			if err != nil {
-				return nil, fmt.Errorf("%s run %d: %w", cands[j].name, i, err)
-			}
-			if i >= e.warmup {
-				samples[j] = append(samples[j], d)
-			}
-		}
+	results, err := interleaved(e, cands)
+	if err != nil {
+		return nil, err
 	}
-	fmt.Printf("as %s (uid %d), N=%d after %d warm-up runs, interleaved\n", e.user, e.uid, e.n, e.warmup)
-	var results []result
-	for j, c := range cands {
-		results = append(results, summarize(c.name, samples[j]))
-	}
-	printTable(results)
 	printRatio(results, "podman+zviz", "podman+runc")
 	return results, nil
 }
