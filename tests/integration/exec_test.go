@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -285,21 +284,10 @@ func TestExecTTYConsoleSocket(t *testing.T) {
 func TestExecTTYForeground(t *testing.T) {
 	forEachUser(t, func(t *testing.T, r *rt) {
 		d, _ := r.execTarget(nil)
-		master, slave := openPTY(t)
+		master, slave := testutil.OpenPTY(t)
 		setSize(t, master, 30, 100)
 		c := r.cmd("exec", "-t", "-e", "PS1=$ ", d.id, "sh")
-		c.Stdin, c.Stdout, c.Stderr = slave, slave, slave
-		if c.SysProcAttr == nil {
-			c.SysProcAttr = &syscall.SysProcAttr{}
-		}
-		c.SysProcAttr.Setsid, c.SysProcAttr.Setctty, c.SysProcAttr.Ctty = true, true, 0
-		out := testutil.ReadPTY(master)
-		if err := c.Start(); err != nil {
-			t.Fatal(err)
-		}
-		waitc := make(chan error, 1)
-		go func() { waitc <- c.Wait() }()
-		slave.Close()
+		out, waitc := testutil.StartOnPTY(t, c, master, slave)
 		if _, err := master.WriteString("echo size=$(stty size)= h''n=$(hostname)\n"); err != nil {
 			t.Fatal(err)
 		}

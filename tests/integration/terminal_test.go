@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -148,7 +147,7 @@ func TestTerminalRunConsoleSocketExitCode(t *testing.T) {
 // (SIGWINCH), and the exit status is returned.
 func TestTerminalRun(t *testing.T) {
 	forEachUser(t, func(t *testing.T, r *rt) {
-		master, slave := openPTY(t)
+		master, slave := testutil.OpenPTY(t)
 		setSize(t, master, 30, 100)
 		b := r.bundleWith(func(s *specs.Spec) {
 			s.Process.Terminal = true
@@ -156,18 +155,7 @@ func TestTerminalRun(t *testing.T) {
 			s.Process.Env = append(s.Process.Env, "PS1=$ ")
 		}, nil)
 		c := r.cmd("run", "--bundle", b, "tty-"+randID())
-		c.Stdin, c.Stdout, c.Stderr = slave, slave, slave
-		if c.SysProcAttr == nil {
-			c.SysProcAttr = &syscall.SysProcAttr{}
-		}
-		c.SysProcAttr.Setsid, c.SysProcAttr.Setctty, c.SysProcAttr.Ctty = true, true, 0
-		out := testutil.ReadPTY(master)
-		if err := c.Start(); err != nil {
-			t.Fatal(err)
-		}
-		waitc := make(chan error, 1)
-		go func() { waitc <- c.Wait() }()
-		slave.Close()
+		out, waitc := testutil.StartOnPTY(t, c, master, slave)
 		type_ := func(s string) {
 			if _, err := master.WriteString(s); err != nil {
 				t.Fatal(err)
@@ -193,25 +181,6 @@ func TestTerminalRun(t *testing.T) {
 			t.Fatalf("run did not exit; terminal: %q", out.String())
 		}
 	})
-}
-
-// openPTY opens a pty pair in the test (the host's devpts).
-func openPTY(t *testing.T) (master, slave *os.File) {
-	t.Helper()
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatal(err)
-	}
-	sfd, _, errno := unix.Syscall(unix.SYS_IOCTL, m.Fd(), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC)
-	if errno != 0 {
-		t.Fatal(errno)
-	}
-	s := os.NewFile(uintptr(sfd), "pty-slave")
-	t.Cleanup(func() { m.Close(); s.Close() })
-	return m, s
 }
 
 func setSize(t *testing.T, master *os.File, rows, cols uint16) {

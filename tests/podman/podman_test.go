@@ -140,16 +140,8 @@ func TestPodmanRunInteractive(t *testing.T) {
 	master, slave := openPTY(t)
 	c := e.cmd(t, "--runtime", e.zviz, "run", "-it", "--rm", "-e", "PS1=zviz-prompt$ ", image, "sh")
 	c.Dir = e.dir
-	c.Stdin, c.Stdout, c.Stderr = slave, slave, slave
-	c.SysProcAttr.Setsid, c.SysProcAttr.Setctty, c.SysProcAttr.Ctty = true, true, 0
-	out := testutil.ReadPTY(master)
+	out, waitc := testutil.StartOnPTY(t, c, master, slave)
 	out.Timeout = 30 * time.Second // podman's start-up on a loaded machine
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitc := make(chan error, 1)
-	go func() { waitc <- c.Wait() }()
-	slave.Close()
 	off := out.WaitFor(t, "zviz-prompt$ ", 0)
 	if _, err := master.WriteString("echo sum=$((40+2)) t''ty=$(tty)\n"); err != nil {
 		t.Fatal(err)
@@ -344,22 +336,10 @@ func TestPodmanContainersConf(t *testing.T) {
 	e.ok(t, "rm", "-f", "-t", "0", n)
 }
 
-// openPTY opens a pty pair in the test (the host's devpts).
+// openPTY opens a pty pair of 30x100.
 func openPTY(t *testing.T) (master, slave *os.File) {
 	t.Helper()
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatal(err)
-	}
-	sfd, _, errno := unix.Syscall(unix.SYS_IOCTL, m.Fd(), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC)
-	if errno != 0 {
-		t.Fatal(errno)
-	}
-	s := os.NewFile(uintptr(sfd), "pty-slave")
-	t.Cleanup(func() { m.Close(); s.Close() })
+	m, s := testutil.OpenPTY(t)
 	if err := unix.IoctlSetWinsize(int(m.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 30, Col: 100}); err != nil {
 		t.Fatal(err)
 	}

@@ -3,10 +3,14 @@ package testutil
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // PTYReader collects everything read from a pty master until EOF/EIO.
@@ -64,4 +68,43 @@ func (p *PTYReader) WaitFor(t testing.TB, s string, from int) int {
 	}
 	t.Fatalf("terminal output %q: no %q", p.String(), s)
 	return 0
+}
+
+// OpenPTY opens a pty pair on the host's devpts, closed when the test ends.
+func OpenPTY(t testing.TB) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	sfd, _, errno := unix.Syscall(unix.SYS_IOCTL, m.Fd(), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC)
+	if errno != 0 {
+		t.Fatal(errno)
+	}
+	s := os.NewFile(uintptr(sfd), "pty-slave")
+	t.Cleanup(func() { m.Close(); s.Close() })
+	return m, s
+}
+
+// StartOnPTY starts c in a new session whose controlling terminal is
+// slave (stdio too), the way a user's shell runs it, and closes our copy
+// of slave; it returns the reader of master and c's Wait result.
+func StartOnPTY(t testing.TB, c *exec.Cmd, master, slave *os.File) (*PTYReader, <-chan error) {
+	t.Helper()
+	c.Stdin, c.Stdout, c.Stderr = slave, slave, slave
+	if c.SysProcAttr == nil {
+		c.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	c.SysProcAttr.Setsid, c.SysProcAttr.Setctty, c.SysProcAttr.Ctty = true, true, 0
+	out := ReadPTY(master)
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitc := make(chan error, 1)
+	go func() { waitc <- c.Wait() }()
+	slave.Close()
+	return out, waitc
 }
