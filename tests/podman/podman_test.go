@@ -350,7 +350,7 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 // thaw the container. Rootless podman refuses to pause on a cgroup v1 (or
 // hybrid) host before it asks the runtime, hence the requirement.
 func TestPodmanPause(t *testing.T) {
-	testutil.Requires(t, "cgroup2-unified")
+	testutil.Requires(t, "cgroup2-only")
 	e := podmanEnv(t)
 	n := e.name(t)
 	e.zok(t, "run", "-d", "--name", n, image, "sh", "-c", "while :; do date +%s%N > /tmp/tick; sleep 0.05; done")

@@ -24,7 +24,7 @@ func init() {
 }
 
 func init() {
-	checks["cgroup2-unified"] = func() error {
+	checks["cgroup2-only"] = func() error {
 		var st unix.Statfs_t
 		if err := unix.Statfs("/sys/fs/cgroup", &st); err != nil {
 			return err

@@ -42,7 +42,8 @@ var featureCache sync.Map // feature name -> error (nil when present)
 // userns, unprivileged-user (zviztest exists and the test runs as root, so
 // it can switch to it), subuid, newuidmap, runc, bwrap, slirp4netns, pasta,
 // busybox, systemd-user (hack/systemd-user.sh can start a user manager),
-// landlock>=N.
+// landlock>=N; cgroup.go and podman.go add cgroup2, podman, docker-cli and
+// cgroup2-only (/sys/fs/cgroup itself is cgroup2: not a hybrid host).
 // An unknown name fails the test: a typo must not skip silently.
 func Requires(t testing.TB, features ...string) {
 	t.Helper()
