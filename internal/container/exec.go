@@ -294,9 +294,14 @@ func nsFlags(pid int) (int, error) {
 
 // joinCgroup moves pid into the init's cgroup (cgroup v2 only; the v1
 // hierarchies are never touched). Nothing to do when it is there already,
-// as it is when the container has no cgroup of its own.
-func joinCgroup(initPid, pid int) error {
-	want, err := cgroups.Of(initPid)
+// or when the container has no cgroup of its own (announced at create):
+// the init is then in its creator's cgroup, which this caller may not be
+// allowed to enter.
+func joinCgroup(r *record, pid int) error {
+	if r.Cgroup != nil && r.Cgroup.Manager == managerNone {
+		return nil
+	}
+	want, err := cgroups.Of(r.Pid)
 	if err != nil {
 		return fmt.Errorf("cgroup of the container's init: %w", err)
 	}

@@ -52,7 +52,7 @@ func startExec(o *Options, r *record, proc *specs.Process, ep *execPolicy, e *Ex
 	}
 	x.pid = pid.Pid
 	o.debugf("exec process %d in the namespaces (flags %#x)", x.pid, flags)
-	if err := joinCgroup(r.Pid, x.pid); err != nil {
+	if err := joinCgroup(r, x.pid); err != nil {
 		return nil, err
 	}
 	msg := &wire.Exec{Process: proc, UserNS: flags&unix.CLONE_NEWUSER != 0 || !initialUserNS(),
