@@ -247,26 +247,33 @@ func limitCgroup(rec *cgroupRecord, pid int, res *specs.LinuxResources) ([]strin
 	if _, err := cgroups.PrepareLeaf(rec.Dir, pid); err != nil {
 		return nil, err
 	}
+	return writeLimits(rec.Dir, res, rec.Required, rec.profile)
+}
+
+// writeLimits writes res into the cgroup dir (create and update): what
+// dir cannot take comes back as warnings, or refuses when the profile
+// requires limits.
+func writeLimits(dir string, res *specs.LinuxResources, required bool, profile string) ([]string, error) {
 	settings, unsupported, err := cgroups.Settings(res)
 	if err != nil {
 		return nil, err
 	}
-	ok, missing, err := cgroups.Available(rec.Dir, settings)
+	ok, missing, err := cgroups.Available(dir, settings)
 	if err != nil {
 		return nil, err
 	}
 	var warnings []string
 	if len(missing) > 0 {
-		w := notApplied(rec.Dir, settings, ok)
-		if rec.Required {
-			return nil, fmt.Errorf("profile %s requires limits: %s", rec.profile, w)
+		w := notApplied(dir, settings, ok)
+		if required {
+			return nil, fmt.Errorf("profile %s requires limits: %s", profile, w)
 		}
 		warnings = append(warnings, w)
 	}
 	for _, u := range unsupported {
 		warnings = append(warnings, u+": not applied (no cgroup v2 equivalent)")
 	}
-	if err := cgroups.Set(rec.Dir, ok); err != nil {
+	if err := cgroups.Set(dir, ok); err != nil {
 		return nil, err
 	}
 	return warnings, nil

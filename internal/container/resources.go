@@ -128,31 +128,17 @@ func Update(o *Options, id string, res *specs.LinuxResources) error {
 		for _, n := range notes {
 			o.warnf("%s", n)
 		}
-		settings, unsupported, err := cgroups.Settings(eff)
+		warnings, err := writeLimits(dir, eff, r.Cgroup.Required, r.Profile)
 		if err != nil {
-			return err
+			return fmt.Errorf("update container %q: %w", id, err)
 		}
-		for _, u := range unsupported {
-			o.warnf("%s: not applied (no cgroup v2 equivalent)", u)
-		}
-		ok, missing, err := cgroups.Available(dir, settings)
-		if err != nil {
-			return err
-		}
-		if len(missing) > 0 {
-			w := notApplied(dir, settings, ok)
-			if r.Cgroup.Required {
-				return fmt.Errorf("update container %q: profile %s requires limits: %s", id, r.Profile, w)
-			}
+		for _, w := range warnings {
 			o.warnf("%s", w)
 		}
 		if r.Cgroup.Manager == managerSystemd {
 			if err := setUnitProperties(r.Cgroup, eff); err != nil {
 				o.warnf("update container %q: %v", id, err)
 			}
-		}
-		if err := cgroups.Set(dir, ok); err != nil {
-			return fmt.Errorf("update container %q: %w", id, err)
 		}
 		r.Spec.Linux.Resources = eff
 		return h.save(r)
