@@ -78,6 +78,23 @@ func Delegated(dir string) error {
 	return nil
 }
 
+// Missing returns the topmost directory of dir's path that does not
+// exist yet, which Create would make (and Remove should remove), or ""
+// when dir exists or its nearest existing ancestor is not a cgroup.
+func Missing(dir string) string {
+	dir = filepath.Clean(dir)
+	base, err := existingAncestor(dir)
+	if err != nil || base == dir {
+		return ""
+	}
+	rel, err := filepath.Rel(base, dir)
+	if err != nil {
+		return ""
+	}
+	first, _, _ := strings.Cut(rel, string(filepath.Separator))
+	return filepath.Join(base, first)
+}
+
 // existingAncestor returns dir or its nearest existing ancestor, which must
 // be a cgroup v2 directory (it has cgroup.controllers).
 func existingAncestor(dir string) (string, error) {

@@ -131,3 +131,20 @@ func errContains(err error, want string) bool {
 	}
 	return err != nil && strings.Contains(err.Error(), want)
 }
+
+// TestMissing: the topmost directory Create would make.
+func TestMissing(t *testing.T) {
+	f := newFake(t, "pids")
+	if got, want := Missing(filepath.Join(f.root, "a", "b")), filepath.Join(f.root, "a"); got != want {
+		t.Errorf("Missing(root/a/b) = %q, want %q", got, want)
+	}
+	if got := Missing(f.root); got != "" {
+		t.Errorf("Missing(an existing cgroup) = %q, want \"\"", got)
+	}
+	if _, err := Create(filepath.Join(f.root, "a", "b")); err != nil {
+		t.Fatal(err)
+	}
+	if got := Missing(filepath.Join(f.root, "a", "b", "c")); got != filepath.Join(f.root, "a", "b", "c") {
+		t.Errorf("Missing(root/a/b/c) after Create(root/a/b) = %q", got)
+	}
+}

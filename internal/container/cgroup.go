@@ -106,7 +106,7 @@ func planCgroup(o *Options, s *specs.Spec, id string, p *seccomp.Profile) (*cgro
 	case useSystemd && mount != "":
 		rec.Manager, rec.Unit, rec.Bus, plan.slice = managerSystemd, systemd.UnitName(prefix, name), busFor(), slice
 	case plan.fallback != "":
-		rec.Manager, rec.Dir, rec.Created = managerCgroupfs, plan.fallback, topMissing(plan.fallback)
+		rec.Manager, rec.Dir, rec.Created = managerCgroupfs, plan.fallback, cgroups.Missing(plan.fallback)
 	default:
 		rec.Manager, rec.Reason = managerNone, plan.why
 	}
@@ -124,19 +124,6 @@ func cgroupfsDir(mount, path, id string) (string, error) {
 		path = "zviz-" + id
 	}
 	return cgroups.Resolve(mount, own, path)
-}
-
-// topMissing is the topmost directory of dir's path that does not exist
-// yet (what cgroups.Create will make), or "" when dir exists.
-func topMissing(dir string) string {
-	top := ""
-	for d := filepath.Clean(dir); d != "/" && d != "."; d = filepath.Dir(d) {
-		if _, err := os.Stat(d); err == nil {
-			break
-		}
-		top = d
-	}
-	return top
 }
 
 // busFor is the systemd manager a --systemd-cgroup container asks: the
@@ -173,7 +160,7 @@ func placeCgroup(o *Options, plan *cgroupPlan, pid int, res *specs.LinuxResource
 			rec.Manager, rec.Reason = managerNone, reason+", and "+plan.why
 		} else {
 			rec.Manager, rec.Dir, rec.Reason = managerCgroupfs, plan.fallback, reason+": using cgroupfs"
-			rec.Created = topMissing(rec.Dir)
+			rec.Created = cgroups.Missing(rec.Dir)
 		}
 	}
 	if rec.Manager == managerNone {
