@@ -21,6 +21,7 @@ import (
 	"github.com/zviz/zviz/internal/initproc"
 	"github.com/zviz/zviz/internal/spec"
 	"github.com/zviz/zviz/internal/wire"
+	"github.com/zviz/zviz/userns"
 )
 
 // Options are the global flags every command shares.
@@ -64,7 +65,7 @@ type CreateOptions struct {
 
 // created is a container whose init is parked on the exec fifo.
 type created struct {
-	cmd    *exec.Cmd
+	proc   *os.Process
 	master *os.File // pty master, when the caller (run) keeps it
 	pid    int
 	rec    *record // as saved: run starts and deletes without reading it back
@@ -84,7 +85,7 @@ func Create(o *Options, c *CreateOptions) error {
 		cr.master.Close()
 	}
 	// The init outlives us: release it without waiting.
-	return cr.cmd.Process.Release()
+	return cr.proc.Release()
 }
 
 func create(o *Options, c *CreateOptions, foreground bool) (cr *created, err error) {
@@ -147,7 +148,7 @@ func create(o *Options, c *CreateOptions, foreground bool) (cr *created, err err
 		return nil, err
 	}
 	defer l.conn.Close()
-	if err := dl.watch(l.cmd.Process.Pid); err != nil {
+	if err := dl.watch(l.proc.Pid); err != nil {
 		return nil, err
 	}
 	iso := l.iso
@@ -168,7 +169,7 @@ func create(o *Options, c *CreateOptions, foreground bool) (cr *created, err err
 	rec := &record{
 		OCIVersion: specs.Version, ID: c.ID, Bundle: bundle, Rootfs: spec.RootfsPath(s, bundle),
 		Created: time.Now().UTC(), Owner: ownerName(os.Geteuid()), Annotations: s.Annotations, Spec: s,
-		Pid: l.cmd.Process.Pid, Start: l.start, Isolation: iso.mode,
+		Pid: l.proc.Pid, Start: l.start, Isolation: iso.mode,
 	}
 	if iso.chdirOnly() {
 		iso.warnings = iso.adapt(s, rec.Rootfs)
@@ -299,8 +300,10 @@ func fullSpec(c *CreateOptions, bundle string, data []byte) (*specs.Spec, error)
 
 // launched is an init that has been started and waits for its bootstrap.
 type launched struct {
-	cmd      *exec.Cmd
-	start    uint64 // the init's start time (see record.Start)
+	proc  *os.Process
+	start uint64 // the init's start time (see record.Start)
+	// joined is the user namespace the init entered by path, or nil.
+	joined   *userns.Namespace
 	conn     *wire.Conn
 	preserve int
 	denialFD int // the denial log's socket in the init, or 0
@@ -311,6 +314,14 @@ type launched struct {
 // sync socket and the descriptors it passes on; the init then waits for
 // its bootstrap.
 func launchInit(o *Options, h *handle, early *specs.Spec, plan *nsPlan, c *CreateOptions, dl *denialLog, undo *cleanup) (*launched, error) {
+	var entered []*os.File
+	if len(plan.enter) > 0 {
+		var err error
+		if entered, err = openEntered(plan); err != nil {
+			return nil, err
+		}
+		defer closeAll(entered)
+	}
 	fifo := filepath.Join(h.dir, fifoName)
 	if err := unix.Mkfifo(fifo, 0o600); err != nil {
 		return nil, fmt.Errorf("create exec fifo %s: %w", fifo, err)
@@ -347,6 +358,9 @@ func launchInit(o *Options, h *handle, early *specs.Spec, plan *nsPlan, c *Creat
 		path = memfdPath(3 + l.preserve + len(own) - 1)
 	}
 	cmd := initCommand(path, plan, l.preserve, own)
+	if entered != nil {
+		enterByPath(cmd, early, plan, entered, 3+l.preserve)
+	}
 	if o.Debug {
 		cmd.Env = append(cmd.Env, initproc.EnvDebugSince+"="+strconv.FormatInt(started.UnixNano(), 10))
 	}
@@ -362,10 +376,18 @@ func launchInit(o *Options, h *handle, early *specs.Spec, plan *nsPlan, c *Creat
 	}
 	o.debugf("init started (pid %d)", cmd.Process.Pid)
 	undo.add(func() { cmd.Process.Kill(); cmd.Wait() })
-	l.cmd = cmd
-	if l.start, err = startTime(cmd.Process.Pid); err != nil {
+	l.proc = cmd.Process
+	if entered != nil {
+		err = l.awaitEntered(cmd, plan, fifo, undo)
+	}
+	if err == nil {
+		if l.start, err = startTime(l.proc.Pid); err != nil {
+			err = fmt.Errorf("read start time of init %d: %w", l.proc.Pid, err)
+		}
+	}
+	if err != nil {
 		parent.Close()
-		return nil, fmt.Errorf("read start time of init %d: %w", cmd.Process.Pid, err)
+		return nil, err
 	}
 	return l, nil
 }
@@ -380,6 +402,10 @@ type mapResult struct {
 // and newgidmap take milliseconds) while create goes on.
 func (l *launched) mapIDs(s *specs.Spec, plan *nsPlan) <-chan mapResult {
 	ch := make(chan mapResult, 1)
+	if l.joined != nil {
+		ch <- mapResult{err: checkJoinedMaps(l.joined, s)}
+		return ch
+	}
 	if !plan.newUser {
 		ch <- mapResult{}
 		return ch
@@ -388,7 +414,7 @@ func (l *launched) mapIDs(s *specs.Spec, plan *nsPlan) <-chan mapResult {
 	// meanwhile.
 	maps := &specs.Spec{Linux: &specs.Linux{UIDMappings: s.Linux.UIDMappings, GIDMappings: s.Linux.GIDMappings}}
 	go func() {
-		denied, err := mapIDs(l.cmd.Process.Pid, maps, plan)
+		denied, err := mapIDs(l.proc.Pid, maps, plan)
 		ch <- mapResult{denied, err}
 	}()
 	return ch
@@ -409,9 +435,9 @@ func (l *launched) bootstrap(o *Options, rec *record, plan *nsPlan, c *CreateOpt
 	if o.Debug {
 		b.DebugSince = started.UnixNano()
 	}
-	cr := &created{cmd: l.cmd, pid: rec.Pid, rec: rec}
+	cr := &created{proc: l.proc, pid: rec.Pid, rec: rec}
 	if err := handshake(l.conn, b, rec, cr); err != nil {
-		return nil, initError(err, l.cmd)
+		return nil, initError(err, l.proc)
 	}
 	return cr, nil
 }
@@ -542,14 +568,18 @@ func handshake(conn *wire.Conn, b *wire.Bootstrap, rec *record, cr *created) err
 
 // initError turns a protocol failure into the root cause: the init's own
 // message when it sent one, else how it died.
-func initError(err error, cmd *exec.Cmd) error {
+func initError(err error, p *os.Process) error {
 	var pe *wire.PeerError
 	if errors.As(err, &pe) {
 		return errors.New(pe.Message)
 	}
 	if errors.Is(err, wire.ErrClosed) {
-		cmd.Process.Kill()
-		if werr := cmd.Wait(); werr != nil {
+		p.Kill()
+		ps, werr := p.Wait()
+		if werr == nil && !ps.Success() {
+			werr = errors.New(ps.String())
+		}
+		if werr != nil {
 			return fmt.Errorf("container init died during setup: %v", werr)
 		}
 		return errors.New("container init exited during setup")

@@ -32,7 +32,7 @@ func startExec(o *Options, r *record, proc *specs.Process, ep *execPolicy, e *Ex
 		return nil, err
 	}
 	defer parent.Close()
-	cmd, err := execCommand(r, pidfd, flags, child, e.PreserveFDs)
+	cmd, err := execCommand(r, proc, pidfd, flags, child, e.PreserveFDs)
 	child.Close()
 	if err != nil {
 		return nil, err
@@ -43,8 +43,8 @@ func startExec(o *Options, r *record, proc *specs.Process, ep *execPolicy, e *Ex
 			x.kill()
 		}
 	}()
-	var pid wire.ExecPid
-	if _, err := parent.Expect(wire.KindExecPid, &pid); err != nil {
+	var pid wire.Pid
+	if _, err := parent.Expect(wire.KindPid, &pid); err != nil {
 		return nil, execError(err, cmd)
 	}
 	if x.pidfd, err = unix.PidfdOpen(pid.Pid, 0); err != nil {
@@ -99,7 +99,7 @@ func (x *execd) ready(conn *wire.Conn, tty bool, socket string) error {
 // execCommand starts the exec process: this binary (or its sealed copy),
 // with the preserved descriptors, then the init's pidfd and the sync
 // socket.
-func execCommand(r *record, pidfd, flags int, child *wire.Conn, preserve int) (*exec.Cmd, error) {
+func execCommand(r *record, proc *specs.Process, pidfd, flags int, child *wire.Conn, preserve int) (*exec.Cmd, error) {
 	path, copied, err := initExecutable(r.Spec, &nsPlan{newUser: flags&unix.CLONE_NEWUSER != 0})
 	if err != nil {
 		return nil, err
@@ -117,7 +117,7 @@ func execCommand(r *record, pidfd, flags int, child *wire.Conn, preserve int) (*
 		path = memfdPath(3 + len(cmd.ExtraFiles) - 1)
 	}
 	cmd.Path = path
-	cmd.Env = []string{fmt.Sprintf("%s=%d,%d,%d", initproc.EnvNsenter, 3+preserve, flags, 4+preserve)}
+	cmd.Env = append([]string{fmt.Sprintf("%s=%d,%d,%d", initproc.EnvNsenter, 3+preserve, flags, 4+preserve)}, oomEnv(proc)...)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start exec process: %w", err)
 	}

@@ -97,8 +97,8 @@ func launchIsolated(o *Options, h *handle, early *specs.Spec, plan *nsPlan, c *C
 		return l, nil
 	}
 	if l != nil {
-		l.cmd.Process.Kill()
-		l.cmd.Wait()
+		l.proc.Kill()
+		l.proc.Wait()
 		l.conn.Close()
 	}
 	if err := os.Remove(filepath.Join(h.dir, fifoName)); err != nil && !os.IsNotExist(err) {
@@ -227,6 +227,9 @@ func decideIsolation(o *Options, plan *nsPlan, p hostcheck.ProbeResult) (*isolat
 	}
 	if landlock.ABI() == 0 {
 		return nil, fmt.Errorf("no isolation possible: %s, and no Landlock for the chdir-only fallback", why)
+	}
+	for _, e := range plan.enter {
+		return nil, fmt.Errorf("%s: joining the %s namespace %s needs full isolation, which is not available: %s", e.field, e.typ, e.path, why)
 	}
 	for t, p := range plan.join {
 		return nil, fmt.Errorf("linux.namespaces: joining the %s namespace %s needs full isolation, which is not available: %s", t, p, why)

@@ -27,6 +27,20 @@ type nsPlan struct {
 	inUserNS bool
 	// chdirOnly: the fallback of isolation.go, no namespace at all.
 	chdirOnly bool
+	// enter are the user, mount and pid namespaces joined by path, the
+	// user namespace first. A Go process cannot enter them, so the init
+	// does it before its runtime starts (package nsenter), and then
+	// unshares cloneFlags itself: the new namespaces must belong to the
+	// joined user namespace (enter.go).
+	enter []nsEnter
+}
+
+// nsEnter is one namespace the init enters by path.
+type nsEnter struct {
+	field string // linux.namespaces[i], for errors
+	typ   specs.LinuxNamespaceType
+	path  string
+	flag  uintptr
 }
 
 var cloneFlag = map[specs.LinuxNamespaceType]uintptr{
@@ -46,7 +60,7 @@ var cloneFlag = map[specs.LinuxNamespaceType]uintptr{
 // namespace (rootless podman) gets none unless the config asks.
 func planNamespaces(s *specs.Spec) (*nsPlan, error) {
 	p := &nsPlan{join: map[specs.LinuxNamespaceType]string{}}
-	hasMount := false
+	hasMount, ownUser := false, false
 	for i, ns := range s.Linux.Namespaces {
 		flag, ok := cloneFlag[ns.Type]
 		if !ok {
@@ -60,17 +74,31 @@ func planNamespaces(s *specs.Spec) (*nsPlan, error) {
 			continue
 		}
 		switch ns.Type {
-		case specs.UserNamespace, specs.MountNamespace, specs.PIDNamespace:
+		case specs.UserNamespace:
+			// Our own user namespace has nothing to enter (setns refuses
+			// it): stay in it, and make no new one.
+			ownUser = sameInode(ns.Path, "/proc/self/ns/user")
+			if ownUser {
+				continue
+			}
+			fallthrough
+		case specs.MountNamespace, specs.PIDNamespace:
 			// setns(2): a multithreaded process cannot enter a user or mount
 			// namespace, and a pid namespace only applies to children.
-			return nil, fmt.Errorf("linux.namespaces[%d]: joining an existing %s namespace (%s) is not supported by create", i, ns.Type, ns.Path)
+			e := nsEnter{field: fmt.Sprintf("linux.namespaces[%d]", i), typ: ns.Type, path: ns.Path, flag: flag}
+			if ns.Type == specs.UserNamespace {
+				p.enter = append([]nsEnter{e}, p.enter...)
+			} else {
+				p.enter = append(p.enter, e)
+			}
+		default:
+			p.join[ns.Type] = ns.Path
 		}
-		p.join[ns.Type] = ns.Path
 	}
 	if !hasMount {
 		return nil, errors.New("linux.namespaces: a mount namespace is required (the rootfs is set up in it)")
 	}
-	if os.Geteuid() != 0 && p.cloneFlags&unix.CLONE_NEWUSER == 0 {
+	if os.Geteuid() != 0 && p.cloneFlags&unix.CLONE_NEWUSER == 0 && !p.joinsUser() && !ownUser {
 		p.cloneFlags |= unix.CLONE_NEWUSER
 	}
 	p.newUser = p.cloneFlags&unix.CLONE_NEWUSER != 0
@@ -80,8 +108,22 @@ func planNamespaces(s *specs.Spec) (*nsPlan, error) {
 		p.cloneFlags &^= unix.CLONE_NEWCGROUP
 		p.newCgroup = true
 	}
-	p.inUserNS = p.newUser || !initialUserNS()
+	p.inUserNS = p.newUser || p.joinsUser() || !initialUserNS()
 	return p, nil
+}
+
+// sameInode reports whether two paths name the same file (namespace).
+func sameInode(a, b string) bool {
+	var sa, sb unix.Stat_t
+	if unix.Stat(a, &sa) != nil || unix.Stat(b, &sb) != nil {
+		return false
+	}
+	return sa.Dev == sb.Dev && sa.Ino == sb.Ino
+}
+
+// joinsUser reports whether the config joins a user namespace by path.
+func (p *nsPlan) joinsUser() bool {
+	return len(p.enter) > 0 && p.enter[0].typ == specs.UserNamespace
 }
 
 // Paths of the id-mapping inputs; variables so tests can point them at

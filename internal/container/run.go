@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"syscall"
 
@@ -94,12 +93,15 @@ func finish(o *Options, cr *created, force bool) error {
 
 // waitForeground forwards signals to the container's init until it exits.
 func waitForeground(cr *created, sigs chan os.Signal, r *relay) int {
-	done := make(chan error, 1)
-	go func() { done <- cr.cmd.Wait() }()
+	done := make(chan *os.ProcessState, 1)
+	go func() {
+		ps, _ := cr.proc.Wait()
+		done <- ps
+	}()
 	for {
 		select {
-		case err := <-done:
-			return exitCode(cr.cmd, err)
+		case ps := <-done:
+			return exitCode(ps)
 		case s := <-sigs:
 			sig := s.(syscall.Signal)
 			switch sig {
@@ -118,22 +120,13 @@ func waitForeground(cr *created, sigs chan os.Signal, r *relay) int {
 	}
 }
 
-func exitCode(cmd *exec.Cmd, err error) int {
-	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
-	if !ok {
-		if err != nil {
-			return 1
-		}
-		return 0
-	}
-	if ws.Signaled() {
-		return 128 + int(ws.Signal())
-	}
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
+// exitCode is the process's status as a shell reports it; 1 when it
+// could not be waited for.
+func exitCode(ps *os.ProcessState) int {
+	if ps == nil {
 		return 1
 	}
-	return ws.ExitStatus()
+	return statusCode(ps)
 }
 
 // urgent are the signals a user or supervisor typically sends to stop or

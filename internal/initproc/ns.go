@@ -14,7 +14,8 @@ import (
 
 // joinable are the namespaces a running Go process can enter with setns on
 // one thread. user and mnt refuse a multithreaded caller (setns(2)), and pid
-// only applies to children; the parent refuses those before starting us.
+// only applies to children: package nsenter's constructor entered those
+// before the Go runtime started.
 var joinable = map[specs.LinuxNamespaceType]int{
 	specs.NetworkNamespace: unix.CLONE_NEWNET,
 	specs.IPCNamespace:     unix.CLONE_NEWIPC,

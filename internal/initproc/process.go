@@ -199,8 +199,13 @@ func applyRlimits(rl []specs.POSIXRlimit) error {
 	return nil
 }
 
+// setOOMScoreAdj writes process.oomScoreAdj, unless package nsenter's
+// constructor did already (an undumpable process may not open the file).
 func setOOMScoreAdj(adj *int) error {
 	if adj == nil {
+		return nil
+	}
+	if cur, err := readSmall("/proc/self/oom_score_adj"); err == nil && cur == strconv.Itoa(*adj) {
 		return nil
 	}
 	if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*adj)), 0); err != nil {

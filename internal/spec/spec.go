@@ -71,8 +71,12 @@ func Parse(bundle string, data []byte) (*specs.Spec, error) {
 }
 
 // peekSpec is the part of config.json that decides how the init is
-// started: its namespaces and id mappings.
+// started: its namespaces and id mappings, and the OOM score adjustment an
+// init that joins namespaces by path must write before it enters them.
 type peekSpec struct {
+	Process *struct {
+		OOMScoreAdj *int `json:"oomScoreAdj"`
+	} `json:"process"`
 	Linux *struct {
 		Namespaces  []specs.LinuxNamespace `json:"namespaces"`
 		UIDMappings []specs.LinuxIDMapping `json:"uidMappings"`
@@ -80,8 +84,7 @@ type peekSpec struct {
 	} `json:"linux"`
 }
 
-// Peek decodes only what starting the init needs (namespaces and id
-// mappings), so that the init can start while the whole config is decoded
+// Peek decodes only what starting the init needs (see peekSpec), so that the init can start while the whole config is decoded
 // and validated by Parse from the same bytes. The result is not validated:
 // a create that started from it must still succeed with Parse, or undo.
 func Peek(data []byte) (*specs.Spec, error) {
@@ -89,8 +92,12 @@ func Peek(data []byte) (*specs.Spec, error) {
 	if err := json.Unmarshal(data, &p); err != nil || p.Linux == nil {
 		return nil, errors.New("config.json: no linux section")
 	}
-	return &specs.Spec{Linux: &specs.Linux{Namespaces: p.Linux.Namespaces,
-		UIDMappings: p.Linux.UIDMappings, GIDMappings: p.Linux.GIDMappings}}, nil
+	s := &specs.Spec{Linux: &specs.Linux{Namespaces: p.Linux.Namespaces,
+		UIDMappings: p.Linux.UIDMappings, GIDMappings: p.Linux.GIDMappings}}
+	if p.Process != nil && p.Process.OOMScoreAdj != nil {
+		s.Process = &specs.Process{OOMScoreAdj: p.Process.OOMScoreAdj}
+	}
+	return s, nil
 }
 
 // jsonError turns a decoding error into "config.json: line L col C: …".

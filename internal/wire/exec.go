@@ -11,7 +11,7 @@ import specs "github.com/opencontainers/runtime-spec/specs-go"
 //	  exec process with it ─────────────────▶ (C) setns into the init's
 //	                                           namespaces, fork once for the
 //	                                           pid namespace
-//	                              ◀───────── ExecPid{pid} (from C)
+//	                              ◀───────── Pid{pid} (from C)
 //	  move pid into the init's cgroup
 //	  Exec{process, policy} ────────────────▶
 //	                                           rlimits, cwd, console,
@@ -26,12 +26,14 @@ import specs "github.com/opencontainers/runtime-spec/specs-go"
 //
 // As with the init, Error{message} may come instead of any message.
 const (
-	KindExecPid Kind = "exec-pid"
-	KindExec    Kind = "exec"
+	KindPid  Kind = "pid"
+	KindExec Kind = "exec"
 )
 
-// ExecPid is the exec'd process's pid as the caller's pid namespace sees it.
-type ExecPid struct {
+// Pid is the pid of the process the nsenter constructor leaves in the
+// namespaces (an exec'd process, or an init that joined some by path), as
+// the caller's pid namespace sees it.
+type Pid struct {
 	Pid int `json:"pid"`
 }
 

@@ -56,9 +56,15 @@ func nsOf(t *testing.T, pid int, names ...string) map[string]uint64 {
 // try, and Landlock.
 func TestExecSharesContainer(t *testing.T) {
 	forEachUser(t, func(t *testing.T, r *rt) {
-		d, pid := r.execTarget(nil)
+		// The exec'd process writes the container's oomScoreAdj while
+		// still dumpable (nsenter.c): afterwards it could not.
+		adj := 250
+		d, pid := r.execTarget(func(s *specs.Spec) { s.Process.OOMScoreAdj = &adj })
 		var in report.Info
 		testutil.DecodeJSON(t, []byte(r.ok("exec", d.id, "/probe", "info").stdout), &in)
+		if in.OOMScoreAdj != adj {
+			t.Errorf("oom_score_adj %d, want the container's %d", in.OOMScoreAdj, adj)
+		}
 		want := nsOf(t, pid, append([]string{"user"}, nsKinds...)...)
 		for n, ino := range want {
 			if in.NS[n] != ino {

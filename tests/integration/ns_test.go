@@ -315,32 +315,156 @@ func TestNSJoinNetworkByPath(t *testing.T) {
 	}
 }
 
-// TestNSJoinUnsupported: joining a user, mount or pid namespace by path is
-// refused up front with an error naming the namespace, and leaves nothing.
-func TestNSJoinUnsupported(t *testing.T) {
+// TestNSJoinPIDAndUserByPath is podman's --pid container:NAME (and a
+// pod's user namespace): container B joins the pid and user namespaces of
+// A's init by path and gets new mount, ipc, uts, net and cgroup ones. For
+// root, whose bundle has no user namespace, A's is the host's: B stays in
+// it. The escape table of B is checked elsewhere; here what B's process
+// is in.
+func TestNSJoinPIDAndUserByPath(t *testing.T) {
 	forEachUser(t, func(t *testing.T, r *rt) {
-		for _, typ := range []specs.LinuxNamespaceType{specs.UserNamespace, specs.MountNamespace, specs.PIDNamespace} {
-			b := r.bundle(func(s *specs.Spec) {
-				withoutNS(s, typ)
-				s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: typ, Path: "/proc/self/ns/" + nsFile(typ)})
-			})
-			res := r.run("run", "--bundle", b, "join-"+randID())
-			if res.code == 0 {
-				t.Errorf("join %s by path: succeeded, want an error", typ)
-				continue
-			}
-			if !strings.Contains(res.stderr, string(typ)) || !strings.Contains(res.stderr, "not supported") {
-				t.Errorf("join %s by path: unclear error: %v", typ, res)
+		a := r.createLogged(r.shBundle("sleep 600", nil))
+		pid := a.statePid()
+		b := r.bundle(func(s *specs.Spec) {
+			withoutNS(s, specs.UserNamespace, specs.PIDNamespace)
+			s.Linux.UIDMappings, s.Linux.GIDMappings = nil, nil
+			s.Linux.Namespaces = append(s.Linux.Namespaces,
+				specs.LinuxNamespace{Type: specs.UserNamespace, Path: fmt.Sprintf("/proc/%d/ns/user", pid)},
+				specs.LinuxNamespace{Type: specs.PIDNamespace, Path: fmt.Sprintf("/proc/%d/ns/pid", pid)})
+			// Written by the init, which is undumpable then: its /proc
+			// files belong to root of the namespace it exec'd in.
+			adj := 300
+			s.Process.OOMScoreAdj = &adj
+		})
+		in := r.probeInfo(b)
+		for _, n := range []string{"user", "pid"} {
+			if want := nsIno(t, pid, n); in.NS[n] != want {
+				t.Errorf("%s namespace %d, want A's %d", n, in.NS[n], want)
 			}
 		}
+		for _, n := range []string{"mnt", "ipc", "uts", "net"} {
+			if in.NS[n] == nsIno(t, pid, n) {
+				t.Errorf("%s namespace is A's, want a new one", n)
+			}
+		}
+		if in.PID <= 1 {
+			t.Errorf("pid %d in A's pid namespace: want > 1 (A's init is 1)", in.PID)
+		}
+		if in.OOMScoreAdj != 300 {
+			t.Errorf("oom_score_adj %d, want 300", in.OOMScoreAdj)
+		}
+		if in.UID != 0 || in.NoNewPrivs != 1 || in.Seccomp != 2 {
+			t.Errorf("uid %d, no_new_privs %d, seccomp %d: want 0, 1, 2", in.UID, in.NoNewPrivs, in.Seccomp)
+		}
+		r.ok("delete", "--force", a.id)
+		r.checkClean()
 	})
 }
 
-func nsFile(typ specs.LinuxNamespaceType) string {
-	if typ == specs.MountNamespace {
-		return "mnt"
+// TestNSJoinUserAndMountByPath joins a user and mount namespace made by
+// unshare(1), as the test user (root: the mount namespace only): the
+// container's rootfs is set up in the joined mount namespace, whose
+// mounts the container then sees, and no pid namespace is joined, so the
+// init is not forked.
+func TestNSJoinUserAndMountByPath(t *testing.T) {
+	forEachUser(t, func(t *testing.T, r *rt) {
+		args := []string{"unshare", "--mount", "--propagation", "private", "sleep", "600"}
+		if r.user != "root" {
+			args = append([]string{"unshare", "--user", "--map-root-user"}, args[1:]...)
+		}
+		holder := testutil.RunAs(t, r.user, nil, args[0], args[1:]...)
+		if err := holder.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { holder.Process.Kill(); holder.Wait() })
+		pid := holder.Process.Pid
+		waitNSChange(t, pid, "mnt")
+		b := r.bundle(func(s *specs.Spec) {
+			withoutNS(s, specs.UserNamespace, specs.MountNamespace)
+			s.Linux.UIDMappings, s.Linux.GIDMappings = nil, nil
+			s.Linux.Namespaces = append(s.Linux.Namespaces,
+				specs.LinuxNamespace{Type: specs.MountNamespace, Path: fmt.Sprintf("/proc/%d/ns/mnt", pid)})
+			if r.user != "root" {
+				s.Linux.Namespaces = append(s.Linux.Namespaces,
+					specs.LinuxNamespace{Type: specs.UserNamespace, Path: fmt.Sprintf("/proc/%d/ns/user", pid)})
+			}
+		})
+		in := r.probeInfo(b)
+		for _, n := range []string{"user", "mnt"} {
+			if want := nsIno(t, pid, n); in.NS[n] != want {
+				t.Errorf("%s namespace %d, want the joined %d", n, in.NS[n], want)
+			}
+		}
+		if in.PID != 1 {
+			t.Errorf("pid %d: want 1 in a new pid namespace", in.PID)
+		}
+		r.checkClean()
+	})
+}
+
+// TestNSJoinByPathErrors: a path that is missing, or a namespace of
+// another type, is refused with an error naming the field, and leaves
+// nothing.
+func TestNSJoinByPathErrors(t *testing.T) {
+	forEachUser(t, func(t *testing.T, r *rt) {
+		for _, c := range []struct {
+			typ        specs.LinuxNamespaceType
+			path, want string
+		}{
+			{specs.PIDNamespace, "/nonexistent/ns/pid", "no such file or directory"},
+			{specs.PIDNamespace, "/proc/self/ns/net", "not a pid namespace"},
+			{specs.MountNamespace, "/etc/hostname", "not a namespace"},
+		} {
+			b := r.bundle(func(s *specs.Spec) {
+				withoutNS(s, c.typ)
+				s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: c.typ, Path: c.path})
+			})
+			res := r.run("run", "--bundle", b, "join-"+randID())
+			if res.code == 0 || !strings.Contains(res.stderr, "linux.namespaces[") ||
+				!strings.Contains(res.stderr, c.path) || !strings.Contains(res.stderr, c.want) {
+				t.Errorf("join %s %s: %v, want an error naming the field, the path and %q", c.typ, c.path, res, c.want)
+			}
+		}
+		if r.user != "root" {
+			// A's user namespace is one zviz made: its maps are not these.
+			a := r.createLogged(r.shBundle("sleep 600", nil))
+			b := r.bundle(func(s *specs.Spec) {
+				withoutNS(s, specs.UserNamespace)
+				s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 12345, Size: 1}}
+				s.Linux.Namespaces = append(s.Linux.Namespaces,
+					specs.LinuxNamespace{Type: specs.UserNamespace, Path: fmt.Sprintf("/proc/%d/ns/user", a.statePid())})
+			})
+			res := r.run("run", "--bundle", b, "maps-"+randID())
+			if res.code == 0 || !strings.Contains(res.stderr, "linux.uidMappings: do not match the user namespace joined by path") {
+				t.Errorf("join a user namespace with other uidMappings: %v, want the mismatch named", res)
+			}
+			r.ok("delete", "--force", a.id)
+		}
+		r.checkClean()
+	})
+}
+
+// nsIno is the inode of namespace n of process pid.
+func nsIno(t *testing.T, pid int, n string) uint64 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(fmt.Sprintf("/proc/%d/ns/%s", pid, n), &st); err != nil {
+		t.Fatal(err)
 	}
-	return string(typ)
+	return st.Ino
+}
+
+// waitNSChange waits until process pid is in a namespace n of its own
+// (unshare(1) has made it).
+func waitNSChange(t *testing.T, pid int, n string) {
+	t.Helper()
+	self := nsIno(t, os.Getpid(), n)
+	for i := 0; nsIno(t, pid, n) == self; i++ {
+		if i == 500 {
+			t.Fatalf("process %d did not get a %s namespace of its own", pid, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // TestNSInsideUserNamespace is the rootless podman case: zviztest runs zviz

@@ -379,3 +379,72 @@ func TestPodmanPause(t *testing.T) {
 		t.Errorf("the loop does not run after unpause (tick %q)", first)
 	}
 }
+
+// TestPodmanJoinByPath: the namespaces podman hands over by path that a
+// Go process cannot enter itself (create's nsenter stage): --pid
+// container:NAME, and a pod with a user namespace of its own, whose
+// members join the infra container's user namespace. The joined process
+// keeps the whole policy (probe info).
+func TestPodmanJoinByPath(t *testing.T) {
+	e := podmanEnv(t)
+	t.Run("pid-container", func(t *testing.T) {
+		a := e.name(t)
+		e.zok(t, "run", "-d", "--name", a, image, "sleep", "300")
+		apid := e.initPid(t, a)
+		in := e.probeInfo(t, "run", "--rm", "--pid", "container:"+a, image, "/probe", "info")
+		if want := nsIno(t, apid, "pid"); in.NS["pid"] != want {
+			t.Errorf("pid namespace %d, want %s's %d", in.NS["pid"], a, want)
+		}
+		if in.PID <= 1 {
+			t.Errorf("pid %d, want > 1 (%s's sleep is 1)", in.PID, a)
+		}
+		checkConfined(t, in)
+	})
+	t.Run("pod-userns", func(t *testing.T) {
+		pod := e.name(t)
+		e.zok(t, "pod", "create", "--name", pod, "--userns", "keep-id")
+		t.Cleanup(func() { e.run(t, "pod", "rm", "-f", pod) })
+		b := e.name(t)
+		e.zok(t, "run", "-d", "--pod", pod, "--name", b, image, "sleep", "300")
+		bpid := e.initPid(t, b)
+		in := e.probeInfo(t, "run", "--rm", "--pod", pod, image, "/probe", "info")
+		for _, n := range []string{"user", "net", "ipc", "uts"} {
+			if want := nsIno(t, bpid, n); in.NS[n] != want {
+				t.Errorf("%s namespace %d, want the pod's %d", n, in.NS[n], want)
+			}
+		}
+		if in.NS["pid"] == nsIno(t, bpid, "pid") {
+			t.Errorf("pid namespace is %s's: want one of its own", b)
+		}
+		checkConfined(t, in)
+		in = e.probeInfo(t, "exec", b, "/probe", "info")
+		if want := nsIno(t, bpid, "user"); in.NS["user"] != want {
+			t.Errorf("exec into %s: user namespace %d, want the pod's %d", b, in.NS["user"], want)
+		}
+		checkConfined(t, in)
+	})
+}
+
+// probeInfo runs podman with args ending in `/probe info` and decodes it.
+func (e *env) probeInfo(t *testing.T, args ...string) report.Info {
+	t.Helper()
+	var in report.Info
+	testutil.DecodeJSON(t, []byte(e.zok(t, args...).stdout), &in)
+	return in
+}
+
+func nsIno(t *testing.T, pid int, n string) uint64 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(fmt.Sprintf("/proc/%d/ns/%s", pid, n), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}
+
+func checkConfined(t *testing.T, in report.Info) {
+	t.Helper()
+	if in.Caps["CapEff"] != noCaps || in.Caps["CapBnd"] != noCaps || in.NoNewPrivs != 1 || in.Seccomp != 2 {
+		t.Errorf("caps %v no_new_privs %d seccomp %d: want none, 1, 2", in.Caps, in.NoNewPrivs, in.Seccomp)
+	}
+}
