@@ -32,6 +32,7 @@ var sections = []section{
 	{"policy", "profile load/compile, Landlock and seccomp install times, and their effect on cold start", policyBench},
 	{"systemd-cgroup", "cold start with --systemd-cgroup (a scope from a real systemd --user over D-Bus) against a cgroupfs cgroup", systemdCgroupBench},
 	{"broker", "one brokered connect against the same connect unbrokered, and what unbrokered calls pay", brokerBench},
+	{"ns-join", "cold start of a config that joins a user and a pid namespace by path against one that makes them", nsJoinBench},
 	{"podman", "podman run --rm IMG /bin/true with zviz as the runtime against runc, interleaved", podmanBench},
 }
 

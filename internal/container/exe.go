@@ -38,7 +38,9 @@ func initExecutable(s *specs.Spec, plan *nsPlan) (string, *os.File, error) {
 	if plan.chdirOnly {
 		return "/proc/self/exe", nil, nil
 	}
-	newUser := plan.newUser
+	// A user namespace joined by path maps, for a caller that is not
+	// root, only ids the caller could map itself: as the default maps.
+	newUser := plan.newUser || plan.joinsUser() && os.Geteuid() != 0
 	exe, err := os.Open("/proc/self/exe")
 	if err != nil {
 		return "", nil, fmt.Errorf("open zviz binary: %w", err)

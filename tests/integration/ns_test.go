@@ -356,6 +356,19 @@ func TestNSJoinPIDAndUserByPath(t *testing.T) {
 		if in.UID != 0 || in.NoNewPrivs != 1 || in.Seccomp != 2 {
 			t.Errorf("uid %d, no_new_privs %d, seccomp %d: want 0, 1, 2", in.UID, in.NoNewPrivs, in.Seccomp)
 		}
+		// The seccomp listener of --log-denials reaches the logger from
+		// an init that entered its namespaces undumpable.
+		join := func(s *specs.Spec) {
+			withoutNS(s, specs.UserNamespace, specs.PIDNamespace)
+			s.Linux.UIDMappings, s.Linux.GIDMappings = nil, nil
+			s.Linux.Namespaces = append(s.Linux.Namespaces,
+				specs.LinuxNamespace{Type: specs.UserNamespace, Path: fmt.Sprintf("/proc/%d/ns/user", pid)},
+				specs.LinuxNamespace{Type: specs.PIDNamespace, Path: fmt.Sprintf("/proc/%d/ns/pid", pid)})
+		}
+		res := r.run("--log-denials", "run", "--bundle", r.shBundle(`/probe try ptrace`, join), "jl-"+randID())
+		if res.code != 0 || !strings.Contains(res.stderr, "zviz: denied: ptrace(") || !strings.Contains(res.stdout, `"name":"ptrace","errno":"EPERM"`) {
+			t.Errorf("--log-denials in joined namespaces: %v, want ptrace logged and EPERM", res)
+		}
 		r.ok("delete", "--force", a.id)
 		r.checkClean()
 	})
