@@ -83,7 +83,7 @@ func (lp *listenerPlan) listenOptions(w io.Writer) (seccomp.ListenOptions, error
 	if len(bc.Domains) > 0 {
 		pol.Domains = broker.NewAdmitted()
 	}
-	opts.Broker = b.Handle
+	opts.Broker = b.Session().Handle
 	lp.broker = b
 	return opts, nil
 }
