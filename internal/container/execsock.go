@@ -130,3 +130,24 @@ func ownersPeer(c *net.UnixConn) error {
 	}
 	return nil
 }
+
+// dialDenials connects to the denial logger of container id, whose state
+// directory is dir, for a process whose filters have listeners. The
+// socket is blocking: the exec'd process reads the logger's answer with
+// read(2).
+func dialDenials(id, dir string) (*os.File, error) {
+	dfd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("cannot exec in container %q: open %s: %w", id, dir, err)
+	}
+	defer unix.Close(dfd)
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("cannot exec in container %q: socket: %w", id, err)
+	}
+	if err := unix.Connect(fd, viaDir(dfd)); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("cannot exec in container %q: its seccomp filter has a listener, and the process that answers it (zviz:[denials], or its foreground zviz run) is gone: connect %s: %w", id, denialsSock, err)
+	}
+	return os.NewFile(uintptr(fd), denialsSock), nil
+}
