@@ -50,15 +50,15 @@ var NoHandover = Handover{Listener: -1, Agent: -1, DNS: -1}
 // messages (three descriptors and the credentials).
 var HandoverOOB = unix.CmsgSpace(3*4) + unix.CmsgSpace(unix.SizeofUcred)
 
-// slots are the descriptors in the order they travel, by name.
-func (h *Handover) slots() []struct {
+// slot is one descriptor of a Handover and its name in the announcement.
+type slot struct {
 	name string
 	fd   *int
-} {
-	return []struct {
-		name string
-		fd   *int
-	}{{"listener", &h.Listener}, {"agent", &h.Agent}, {"dns", &h.DNS}}
+}
+
+// slots are h's descriptors in the order they travel.
+func (h *Handover) slots() []slot {
+	return []slot{{"listener", &h.Listener}, {"agent", &h.Agent}, {"dns", &h.DNS}}
 }
 
 // Encode is the datagram that hands h over from process pid, whose
