@@ -295,6 +295,9 @@ func TestExecDenialLoggerGone(t *testing.T) {
 			s.Process.Args = []string{"/probe", "sleep", "120"}
 		}))
 		initPid := r.state(d.id).Pid
+		if r.user != "root" {
+			refusedPeer(t, filepath.Join(r.root, d.id, "denials.sock"), d.err)
+		}
 		helper := procWithCmdline("zviz:[denials]\x00" + d.id + "\x00")
 		if helper == 0 {
 			t.Fatalf("no zviz:[denials] helper for %s", d.id)
@@ -312,6 +315,28 @@ func TestExecDenialLoggerGone(t *testing.T) {
 			t.Errorf("processes left in the container after the refused exec: %v", live)
 		}
 	})
+}
+
+// refusedPeer connects to a rootless container's denials.sock as root (the
+// test's own uid): the logger hangs up on a connection that is not its
+// owner's, and says so in its log.
+func refusedPeer(t *testing.T, sock, log string) {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Connect(fd, &unix.SockaddrUnix{Name: sock}); err != nil {
+		t.Fatalf("connect %s as root: %v", sock, err)
+	}
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 10}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := unix.Read(fd, make([]byte, 16)); n != 0 || err != nil {
+		t.Errorf("a connection from another uid: read %d, %v; want it closed", n, err)
+	}
+	waitContains(t, log, "from uid 0 ")
 }
 
 // TestExecListenerLongStatePath: the denial logger's socket is reached
