@@ -96,16 +96,18 @@
 //     variant: it no longer means "the profile has broker rules" (check
 //     len(p.Broker) for that).
 //  2. The init, last step before execve: no_new_privs, then
-//     Install(prog, ListenerFlags()|SECCOMP_FILTER_FLAG_TSYNC|
-//     SECCOMP_FILTER_FLAG_TSYNC_ESRCH), then sendmsg the listener fd with
+//     Install(prog, ListenerFlags()) on its locked main thread, without
+//     TSYNC, so that the filter covers that thread only; then, from
+//     another thread (which has no filter), sendmsg the listener fd with
 //     SCM_RIGHTS over the unix socket it shares with the listener process,
-//     close its own copy, execve. From Install on, every call the profile
-//     refuses waits for a listener that only the init holds until the
-//     send, so the init must make only allowed calls (sendmsg, close,
-//     execve: allowed in every built-in) until then; its other Go threads
-//     may block meanwhile and are answered once the listener runs. The fd
-//     is O_CLOEXEC, but close it anyway: a container process holding its
-//     own listener could answer its own calls and let them through.
+//     wait for its answer, close its own copy, execve (which ends the
+//     other threads). On the filtered thread sendmsg may itself be a call
+//     the filter sends to the listener being passed (a network broker's),
+//     and every call the profile refuses waits for that listener: the
+//     filtered thread only waits for the other one, and Go runtime calls
+//     it makes meanwhile are answered once the listener runs. The fd is
+//     O_CLOEXEC, but close it anyway: a container process holding its own
+//     listener could answer its own calls and let them through.
 //  3. The listener process is outside the container: the foreground
 //     `zviz run` runs Listen(fd, prog.Denials, os.Stderr, ...) in one
 //     goroutine and waits for it after the container exits; for
@@ -116,8 +118,9 @@
 //     from the filter's users when it is released, at the latest when it
 //     is reaped (on Linux 6.18 already at exit). Processes forked in the
 //     container inherit the filter and keep the listener; no polling of
-//     state files or pidfds is needed. `zviz exec` processes get their own
-//     filter and listener, served the same way by the exec command.
+//     state files is needed. `zviz exec` processes get their own filter
+//     and listener, which they hand over the same way to the same
+//     listener process, which runs one Listen for each.
 //  4. Exactly one copy of the listener fd stays open, in the listener
 //     process: the parent closes its copy once the helper has it.
 //

@@ -51,30 +51,48 @@ type Broker struct {
 	// is not under it).
 	HostNetwork bool
 
-	mu      sync.Mutex // serialises log lines
-	line    []byte
+	mu   sync.Mutex // serialises log lines, and guards Log and line
+	line []byte
+}
+
+// Session is the broker's side of one seccomp listener. One Broker (its
+// policy, the addresses admitted for allow_domains, its log) serves the
+// listener of the container's init and those of the processes `zviz
+// exec` starts in it, each in a goroutine of its own: what the threads
+// of one listener's callers keep open is that listener's alone
+// (threadCache), since a cache shared between goroutines could close a
+// descriptor one of them is reading through.
+type Session struct {
+	b       *Broker
 	threads threadCache // the listener's goroutine only
 }
+
+// Session starts the session of one listener; Close it once the
+// listener is done.
+func (b *Broker) Session() *Session { return &Session{b: b} }
+
+// Close releases what the session keeps of its callers' threads.
+func (s *Session) Close() { s.threads.close() }
 
 // Handle answers notification n on listener fd (seccomp.ListenOptions.
 // Broker). answered is true when a call that may block was handed to a
 // goroutine, which answers it itself.
-func (b *Broker) Handle(fd int, n *seccomp.Notification) (val int64, errno unix.Errno, answered bool) {
-	val, errno, answered = b.handle(fd, n)
+func (s *Session) Handle(fd int, n *seccomp.Notification) (val int64, errno unix.Errno, answered bool) {
+	val, errno, answered = s.handle(fd, n)
 	if errno == unix.ESRCH && !answered {
 		// A cached thread had exited (threadCache): once more, afresh.
-		b.threads.drop(int(n.Pid))
-		val, errno, answered = b.handle(fd, n)
+		s.threads.drop(int(n.Pid))
+		val, errno, answered = s.handle(fd, n)
 	}
 	return val, errno, answered
 }
 
-func (b *Broker) handle(fd int, n *seccomp.Notification) (val int64, errno unix.Errno, answered bool) {
-	t, e := openTarget(fd, n, &b.threads)
+func (s *Session) handle(fd int, n *seccomp.Notification) (val int64, errno unix.Errno, answered bool) {
+	t, e := openTarget(fd, n, &s.threads)
 	if e != 0 {
 		return 0, e, false
 	}
-	c := &call{b: b, t: t, n: n}
+	c := &call{b: s.b, t: t, n: n}
 	var op func() (int64, unix.Errno)
 	switch n.Nr {
 	case unix.SYS_CONNECT:
@@ -325,11 +343,14 @@ func (c *call) sender(flags int, send func(flags int) (int64, unix.Errno)) func(
 //	zviz: broker: connect 10.0.0.2:80 refused (EACCES: not in network.allow) pid 42 [profile web]
 //	zviz: broker: connect 10.0.0.1:80 allowed (10.0.0.0/24) pid 42 [profile web]
 func (b *Broker) decision(name string, n *seccomp.Notification, d dest, ok bool, why string) {
-	if b.Log == nil || ok && !b.Verbose {
+	if ok && !b.Verbose {
 		return
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.Log == nil {
+		return
+	}
 	l := append(b.line[:0], "zviz: broker: "...)
 	l = append(l, name...)
 	l = append(l, ' ')

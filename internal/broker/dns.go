@@ -205,7 +205,7 @@ func rcodeReply(h dnsmessage.Header, q dnsmessage.Question, rcode dnsmessage.RCo
 //	zviz: broker: dns evil.test refused (REFUSED: not in network.allow_domains) [profile p]
 //	zviz: broker: dns example.test answered (2 addresses admitted) [profile p]
 func (b *Broker) dnsDecision(name string, ok bool, why string) {
-	if b == nil || b.Log == nil || ok && !b.Verbose {
+	if b == nil || ok && !b.Verbose {
 		return
 	}
 	verdict := "answered (" + why + ")"
@@ -214,6 +214,9 @@ func (b *Broker) dnsDecision(name string, ok bool, why string) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.Log == nil {
+		return
+	}
 	if _, err := fmt.Fprintf(b.Log, "zviz: broker: dns %s %s [profile %s]\n", strings.TrimSuffix(name, "."), verdict, b.Profile); err != nil {
 		b.Log = io.Discard
 	}

@@ -85,11 +85,11 @@ func (c *call) setsockopt() (func() (int64, unix.Errno), unix.Errno) {
 //
 //	zviz: broker: setsockopt IP_OPTIONS (source routing) refused (EACCES: network.allow is active) pid 42 [profile p]
 func (b *Broker) refusal(name string, n *seccomp.Notification, what string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if b.Log == nil {
 		return
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	if _, err := fmt.Fprintf(b.Log, "zviz: broker: %s %s refused (%s: network.allow is active) pid %d [profile %s]\n",
 		name, what, unix.ErrnoName(Refused), n.Pid, b.Profile); err != nil {
 		b.Log = io.Discard

@@ -69,12 +69,12 @@ func (th *thread) close() {
 	}
 }
 
-// threadCache keeps the threads of one container, by tid. A cached
-// thread that has exited fails pidfd_getfd with ESRCH (its tid may have
-// been reused since, and its /proc/TID/mem may read another address
+// threadCache keeps the threads of one listener's callers, by tid. A
+// cached thread that has exited fails pidfd_getfd with ESRCH (its tid may
+// have been reused since, and its /proc/TID/mem may read another address
 // space): Handle then drops it and starts the call again with the thread
 // opened afresh, so nothing read through a stale entry is acted upon.
-// Only the listener's goroutine uses it.
+// Only the listener's goroutine uses it (Session).
 type threadCache struct {
 	m map[int]*thread
 }
@@ -105,6 +105,14 @@ func (c *threadCache) get(tid int) (*thread, unix.Errno) {
 
 func (c *threadCache) drop(tid int) {
 	if th, ok := c.m[tid]; ok {
+		th.close()
+		delete(c.m, tid)
+	}
+}
+
+// close closes every cached thread.
+func (c *threadCache) close() {
+	for tid, th := range c.m {
 		th.close()
 		delete(c.m, tid)
 	}

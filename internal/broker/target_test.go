@@ -70,3 +70,40 @@ func TestOpenThread(t *testing.T) {
 		})
 	}
 }
+
+// TestSessionsOwnTheirThreads: two listeners' sessions of one broker keep
+// their callers' threads apart, so one session closing (its listener is
+// done) leaves what the other reads through open.
+func TestSessionsOwnTheirThreads(t *testing.T) {
+	b := &Broker{}
+	s1, s2 := b.Session(), b.Session()
+	defer s2.Close()
+	tid := unix.Gettid()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	th1, e1 := s1.threads.get(tid)
+	th2, e2 := s2.threads.get(tid)
+	if e1 != 0 || e2 != 0 {
+		t.Fatalf("open thread %d: %v %v", tid, e1, e2)
+	}
+	if !th1.cacheable {
+		t.Skip("no PIDFD_THREAD (Linux < 6.9): threads are not cached")
+	}
+	if th1 == th2 {
+		t.Fatal("two sessions share one cached thread")
+	}
+	s1.Close()
+	if len(s1.threads.m) != 0 {
+		t.Errorf("closed session keeps %d threads", len(s1.threads.m))
+	}
+	for _, fd := range []int{th2.pidfd, th2.mem} {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+			t.Errorf("the other session's descriptor %d: %v", fd, err)
+		}
+	}
+	tg := &target{pid: tid, th: th2}
+	defer tg.close()
+	if _, e := tg.getfd(uint64(th2.pidfd)); e != 0 {
+		t.Errorf("getfd through the other session after one closed: %v", e)
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"os"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -13,9 +12,10 @@ import (
 // agentConfig is the config's seccomp agent (linux.seccomp.listenerPath):
 // the listener of the config's own filter, which has SCMP_ACT_NOTIFY
 // rules, goes there with the container's process state, as the runtime
-// spec's config-linux.md ("Seccomp", listenerPath) describes. The
-// listener's process takes the listener from the init (Handover) and
-// sends it; if that fails, the init does not exec.
+// spec's config-linux.md ("Seccomp", listenerPath) describes; so does
+// the listener of each process `zviz exec` starts. The denial logger
+// receives the listener (wire.Handover) and sends it; if that fails, the
+// process does not exec.
 type agentConfig struct {
 	Path     string      `json:"path"`
 	Metadata string      `json:"metadata,omitempty"`
@@ -32,13 +32,15 @@ func prepareAgent(lp *listenerPlan, rec *record) {
 		Pid: rec.Pid, Bundle: rec.Bundle, Annotations: rec.Annotations}
 }
 
-// sendToAgent connects to the agent's socket (AF_UNIX, SOCK_STREAM), sends
-// one container process state with the listener as SCM_RIGHTS (named
+// send connects to the agent's socket (AF_UNIX, SOCK_STREAM), sends one
+// container process state with the listener as SCM_RIGHTS (named
 // "seccompFd" in fds), and closes the connection: one state per
-// connection, never reused.
-func (a *agentConfig) send(listener int) error {
+// connection, never reused. pid is the process whose filter it is, the
+// init's or an exec'd process's, as the runtime sees it; the state is the
+// container's.
+func (a *agentConfig) send(listener, pid int) error {
 	st := specs.ContainerProcessState{Version: specs.Version, Fds: []string{specs.SeccompFdName},
-		Pid: a.State.Pid, Metadata: a.Metadata, State: a.State}
+		Pid: pid, Metadata: a.Metadata, State: a.State}
 	b, err := json.Marshal(st)
 	if err != nil {
 		return err
@@ -52,13 +54,4 @@ func (a *agentConfig) send(listener int) error {
 		return fmt.Errorf("seccomp agent linux.seccomp.listenerPath %s: send: %w", a.Path, err)
 	}
 	return nil
-}
-
-// takeFD duplicates the init's descriptor fd through its pidfd.
-func takeFD(pidfd *os.File, fd int, what string) (int, error) {
-	n, err := unix.PidfdGetfd(int(pidfd.Fd()), fd, 0)
-	if err != nil {
-		return -1, fmt.Errorf("denial log: pidfd_getfd of the init's %s %d: %w", what, fd, err)
-	}
-	return n, nil
 }

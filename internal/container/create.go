@@ -200,7 +200,11 @@ func create(o *Options, c *CreateOptions, foreground bool) (cr *created, err err
 	}
 	if dl.plan != nil {
 		// The init sends the filter's listener right before it execs the
-		// process, after start: the logger must be waiting by then.
+		// process, after start: the logger must be waiting by then, and
+		// listening for exec'd processes' once create returns.
+		if err := dl.listen(h.dir); err != nil {
+			return nil, err
+		}
 		if foreground {
 			cr.waitLog = dl.runLogger(os.Stderr)
 		} else if err := dl.spawnLogger(c.ID); err != nil {

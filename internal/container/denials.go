@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"syscall"
@@ -19,9 +20,9 @@ import (
 // The denial log (--log-denials, --verbose) makes every refused syscall
 // visible without changing what is refused: the init installs the
 // log-denials variant of the profile's program, whose refusals wait for a
-// listener, and hands the listener's descriptor over a socket to a process
-// outside the container that answers each call with the errno the plain
-// program gives and logs it (seccomp.Listen). That process is the
+// listener, and hands the listener over a socket (wire.Handover) to a
+// process outside the container that answers each call with the errno the
+// plain program gives and logs it (seccomp.Listen). That process is the
 // foreground `zviz run` itself, or for create/start a per-container helper,
 // zviz:[denials], that exits when no process of the container uses the
 // filter any more. Never a daemon. If the logger dies the kernel answers
@@ -30,29 +31,37 @@ import (
 // The same process is the network broker when the profile has an egress
 // allow-list (network.go, package broker): the program then sends the
 // calls that carry destination addresses to the listener too, and the
-// broker answers them. If it dies they fail with ENOSYS: closed.
+// broker answers them. If it dies they fail with ENOSYS: closed. It also
+// sends the listener of the config's own filter to its seccomp agent
+// (agent.go).
+//
+// A process `zviz exec` starts gets the same filters, with listeners of
+// its own: it hands them over the same way, on a connection `zviz exec`
+// made to the logger's socket in the container's state directory
+// (denials.sock, execsock.go), and the logger answers them with the same
+// table and the same broker (the addresses the resolver admitted are the
+// container's). It stops taking them once the init is gone, and exits
+// once every listener it took is done.
 
 const (
 	denialsArg0 = "zviz:[denials]"
 	envDenials  = "_ZVIZ_DENIALS"
+	// denialsFDs are zviz:[denials]'s descriptors, in denialLog's order:
+	// the init's handover socket, the plan, the init's pidfd,
+	// denials.sock and the state directory.
+	denialsFDs = "3,4,5,6,7"
 )
 
-// denialLog is the parent's side of the socket the init announces the
-// listener over.
-//
-// The init cannot pass the listener with SCM_RIGHTS: once its filter is
-// installed, sendmsg(2) may be one of the calls the filter sends to the
-// very listener it would be passing (the network broker), and the init
-// would wait on itself. So the init writes the listener's descriptor
-// number (write(2) is a plain call), the listener's process takes it with
-// pidfd_getfd(2) from a pidfd of the init opened while it was surely
-// alive (our child, not yet waited for), and answers; only then does the
-// init close its copy and exec.
+// denialLog is what create makes for the listener's process: the socket
+// the init hands its listeners over on, the init's pidfd (opened while it
+// was surely alive: our child, not yet waited for), and denials.sock.
 type denialLog struct {
 	plan  *listenerPlan // set once the policy is decided, if the program notifies
-	ours  *os.File      // receives the announcement
+	ours  *os.File      // receives the init's handover
 	init  *os.File      // the init's end, passed as an ExtraFile
-	pidfd *os.File      // the init's pidfd
+	pidfd *os.File      // the init's: once it has exited, no exec can start
+	execs *os.File      // denials.sock, listening (listen)
+	dir   *os.File      // the state directory (O_PATH), which holds denials.sock
 }
 
 func newDenialLog() (*denialLog, error) {
@@ -75,74 +84,178 @@ func (d *denialLog) watch(pid int) error {
 	return nil
 }
 
+// close closes this process's copies; serve works on its own.
 func (d *denialLog) close() {
-	d.ours.Close()
-	if d.pidfd != nil {
-		d.pidfd.Close()
+	for _, f := range []*os.File{d.ours, d.pidfd, d.execs, d.dir} {
+		if f != nil {
+			f.Close()
+		}
 	}
 }
 
-// serve takes the listeners and answers and logs until the container's
-// processes are gone; it returns at once if the init died before sending.
-func serve(sock, pidfd *os.File, plan *listenerPlan, w io.Writer) error {
-	opts, err := plan.listenOptions(w)
-	if err != nil {
+// server is the listener's process at work for one container.
+type server struct {
+	plan *listenerPlan
+	w    io.Writer
+}
+
+// serve takes the init's handover and those of exec'd processes, answers
+// each, and serves their listeners, until the init is gone and every
+// listener it took is done. If the init died before its handover, it
+// only waits for the exec'd processes' listeners.
+func serve(d *denialLog, w io.Writer) error {
+	s := &server{plan: d.plan, w: w}
+	if err := s.plan.buildBroker(w); err != nil {
 		return fmt.Errorf("broker: %w", err)
 	}
-	buf := make([]byte, 128)
-	n, err := unix.Read(int(sock.Fd()), buf)
+	stop, err := s.acceptExecs(d.execs, d.dir)
 	if err != nil {
-		return fmt.Errorf("denial log: receive listener: %w", err)
+		return err
 	}
-	if n == 0 {
-		return nil // the init went away before start
+	err = s.takeInit(d.ours)
+	// The init's listener is done once no process uses its filter; an
+	// init with only an agent's listener leaves nothing to wait on here
+	// but the init itself.
+	if werr := untilExit(d.pidfd); err == nil {
+		err = werr
 	}
-	h, err := wire.ParseHandover(string(buf[:n]))
+	stop()
+	return err
+}
+
+func (s *server) takeInit(f *os.File) error {
+	fc, err := net.FileConn(f)
 	if err != nil {
 		return fmt.Errorf("denial log: %w", err)
 	}
-	lfd, answer := -1, "ok"
-	if h.Listener >= 0 {
-		if lfd, err = takeFD(pidfd, h.Listener, "seccomp listener"); err != nil {
-			return err
-		}
-		defer unix.Close(lfd)
+	c, ok := fc.(*net.UnixConn)
+	if !ok {
+		fc.Close()
+		return errors.New("denial log: the init's socket is not a unix socket")
 	}
-	// The resolver is up, and the agent has its listener, before the init
-	// may exec: the answer releases it.
-	if h.DNS >= 0 {
-		fd, err := takeFD(pidfd, h.DNS, "resolver socket")
+	return s.take(c, true)
+}
+
+// take receives one process's handover on c, answers it, and serves the
+// listener it carries until no process uses that filter any more. Only
+// the init hands over the resolver's socket. A process that went away
+// before its handover is no error.
+func (s *server) take(c *net.UnixConn, init bool) error {
+	defer c.Close()
+	h, pid, err := recvHandover(c)
+	if err != nil || h == wire.NoHandover {
+		return err
+	}
+	defer closeHandover(&h)
+	answer := s.prepare(&h, pid, init)
+	if _, err := c.Write([]byte(answer)); err != nil {
+		return fmt.Errorf("denial log: answer process %d: %w", pid, err)
+	}
+	if answer != wire.HandoverOK || h.Listener < 0 {
+		return nil
+	}
+	return s.listen(h.Listener)
+}
+
+// recvHandover reads one handover, with the sender's credentials; none
+// (NoHandover) when the process closed its end first.
+func recvHandover(c *net.UnixConn) (wire.Handover, int, error) {
+	raw, err := c.SyscallConn()
+	if err == nil {
+		cerr := raw.Control(func(fd uintptr) {
+			err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PASSCRED, 1)
+		})
 		if err == nil {
-			err = plan.serveDNS(fd, w)
+			err = cerr
 		}
-		if err != nil {
-			return err
+	}
+	if err != nil {
+		return wire.NoHandover, 0, fmt.Errorf("denial log: SO_PASSCRED: %w", err)
+	}
+	buf, oob := make([]byte, 512), make([]byte, wire.HandoverOOB)
+	// Go's ReadMsgUnix passes MSG_CMSG_CLOEXEC on Linux.
+	n, oobn, flags, _, err := c.ReadMsgUnix(buf, oob)
+	if errors.Is(err, io.EOF) || err == nil && n == 0 && oobn == 0 {
+		return wire.NoHandover, 0, nil
+	}
+	if err != nil {
+		return wire.NoHandover, 0, fmt.Errorf("denial log: receive listener: %w", err)
+	}
+	h, pid, err := wire.DecodeHandover(buf[:n], oob[:oobn], flags)
+	if err != nil {
+		return h, 0, fmt.Errorf("denial log: %w", err)
+	}
+	return h, pid, nil
+}
+
+func closeHandover(h *wire.Handover) {
+	for _, fd := range []*int{&h.Listener, &h.Agent, &h.DNS} {
+		if *fd >= 0 {
+			unix.Close(*fd)
+			*fd = -1
+		}
+	}
+}
+
+// prepare does what must be done before the process may exec (the
+// resolver up, the agent holding its listener) and returns the answer.
+func (s *server) prepare(h *wire.Handover, pid int, init bool) string {
+	if h.Listener >= 0 && s.plan.Table == nil {
+		return "denial log: a seccomp listener without its answer table"
+	}
+	if h.DNS >= 0 {
+		fd := h.DNS
+		h.DNS = -1 // serveDNS's now
+		if !init {
+			unix.Close(fd)
+			return "denial log: a resolver socket from an exec'd process (the container's resolver serves it)"
+		}
+		if err := s.plan.serveDNS(fd, s.w); err != nil {
+			return err.Error()
 		}
 	}
 	if h.Agent >= 0 {
-		fd, err := takeFD(pidfd, h.Agent, "agent's seccomp listener")
-		if err == nil {
-			if plan.Agent == nil {
-				err = errors.New("a seccomp agent's listener without linux.seccomp.listenerPath")
-			} else {
-				err = plan.Agent.send(fd)
-			}
-			unix.Close(fd)
+		switch {
+		case s.plan.Agent == nil:
+			return "a seccomp agent's listener without linux.seccomp.listenerPath"
+		case pid <= 0:
+			return "denial log: a seccomp agent's listener without its process's credentials"
 		}
-		if err != nil {
-			answer = err.Error()
+		if err := s.plan.Agent.send(h.Agent, pid); err != nil {
+			return err.Error()
 		}
 	}
-	if _, err := unix.Write(int(sock.Fd()), []byte(answer)); err != nil {
-		return fmt.Errorf("denial log: answer the init: %w", err)
+	return wire.HandoverOK
+}
+
+// listen answers the calls on one listener, in a broker session of its
+// own (the broker's state is the container's).
+func (s *server) listen(fd int) error {
+	var opts seccomp.ListenOptions
+	if b := s.plan.broker; b != nil {
+		sess := b.Session()
+		defer sess.Close()
+		opts.Broker = sess.Handle
 	}
-	if lfd < 0 || answer != "ok" {
+	return seccomp.Listen(fd, s.plan.Table, s.w, opts)
+}
+
+// untilExit waits, without a timeout, until the process of pidfd has
+// exited (nil: nothing to wait for).
+func untilExit(pidfd *os.File) error {
+	if pidfd == nil {
 		return nil
 	}
-	if plan.Table == nil {
-		return errors.New("denial log: a seccomp listener without its answer table")
+	pfd := []unix.PollFd{{Fd: int32(pidfd.Fd()), Events: unix.POLLIN}}
+	for {
+		_, err := unix.Poll(pfd, -1)
+		if err == nil {
+			return nil
+		}
+		if err != unix.EINTR {
+			return fmt.Errorf("denial log: wait for the init: %w", err)
+		}
 	}
-	return seccomp.Listen(lfd, plan.Table, w, opts)
 }
 
 // runLogger serves the log in a goroutine of this process (foreground
@@ -151,22 +264,23 @@ func (d *denialLog) runLogger(w io.Writer) (wait func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := serve(d.ours, d.pidfd, d.plan, w); err != nil {
+		if err := serve(d, w); err != nil {
 			fmt.Fprintf(w, "zviz: %v\n", err)
 		}
 	}()
 	return func() {
-		defer d.close()
 		select {
 		case <-done:
+			d.close()
 		case <-time.After(5 * time.Second):
+			// serve still uses d; the process is about to exit.
 			fmt.Fprintln(w, "zviz: warning: denial log did not finish")
 		}
 	}
 }
 
-// spawnLogger starts zviz:[denials] with our end of the socket and the
-// answer table, writing to our stderr, in a session of its own so that it
+// spawnLogger starts zviz:[denials] with the denial log's descriptors and
+// the plan, writing to our stderr, in a session of its own so that it
 // outlives create. Its second argument is the container's id, for ps.
 func (d *denialLog) spawnLogger(id string) error {
 	b, err := json.Marshal(d.plan)
@@ -183,8 +297,8 @@ func (d *denialLog) spawnLogger(id string) error {
 		return fmt.Errorf("denial log: write table: %w", err)
 	}
 	cmd := &exec.Cmd{
-		Path: "/proc/self/exe", Args: []string{denialsArg0, id}, Env: []string{envDenials + "=3,4,5"},
-		Stderr: os.Stderr, ExtraFiles: []*os.File{d.ours, table, d.pidfd},
+		Path: "/proc/self/exe", Args: []string{denialsArg0, id}, Env: []string{envDenials + "=" + denialsFDs},
+		Stderr: os.Stderr, ExtraFiles: []*os.File{d.ours, table, d.pidfd, d.execs, d.dir},
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 	}
 	if err := cmd.Start(); err != nil {
@@ -195,24 +309,24 @@ func (d *denialLog) spawnLogger(id string) error {
 
 // IsDenialLogger tells main whether this process is a zviz:[denials].
 func IsDenialLogger() bool {
-	return len(os.Args) == 2 && os.Args[0] == denialsArg0 && os.Getenv(envDenials) == "3,4,5"
+	return len(os.Args) == 2 && os.Args[0] == denialsArg0 && os.Getenv(envDenials) == denialsFDs
 }
 
 // DenialLoggerMain is zviz:[denials]: serve the log, then exit.
 func DenialLoggerMain() int {
-	sock, tableFile, pidfd := os.NewFile(3, "denials"), os.NewFile(4, "denials-table"), os.NewFile(5, "init-pidfd")
+	d := &denialLog{ours: os.NewFile(3, "denials"), pidfd: os.NewFile(5, "init-pidfd"),
+		execs: os.NewFile(6, denialsSock), dir: os.NewFile(7, "state-dir")}
+	tableFile := os.NewFile(4, "denials-table")
 	b, err := io.ReadAll(io.NewSectionReader(tableFile, 0, 1<<24))
 	tableFile.Close()
-	var plan listenerPlan
 	if err == nil {
-		err = json.Unmarshal(b, &plan)
+		err = json.Unmarshal(b, &d.plan)
 	}
-
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "zviz: denial log: read table: %v\n", err)
 		return 1
 	}
-	if err := serve(sock, pidfd, &plan, os.Stderr); err != nil && !errors.Is(err, unix.EBADF) {
+	if err := serve(d, os.Stderr); err != nil && !errors.Is(err, unix.EBADF) {
 		fmt.Fprintf(os.Stderr, "zviz: %v\n", err)
 		return 1
 	}

@@ -52,6 +52,19 @@ type execPolicy struct {
 	Policy wire.Policy `json:"policy"`
 }
 
+// hasListener reports whether a filter of the policy has a listener
+// (--log-denials, a network allow-list, linux.seccomp.listenerPath): the
+// exec'd process then hands its own over to the container's denial
+// logger, which answers them as it answers the init's.
+func (ep *execPolicy) hasListener() bool {
+	for _, prog := range ep.Policy.Seccomp {
+		if prog.Notify || prog.Agent {
+			return true
+		}
+	}
+	return false
+}
+
 // saveExecPolicy records the container's policy for exec (called by create
 // with the state).
 func saveExecPolicy(h *handle, p *wire.Policy) error {
@@ -72,18 +85,6 @@ func loadExecPolicy(h *handle) (*execPolicy, error) {
 	var ep execPolicy
 	if err := json.Unmarshal(b, &ep); err != nil {
 		return nil, fmt.Errorf("read policy of %q: %w", h.id, err)
-	}
-	// A filter with a listener (--log-denials, the network broker, a
-	// seccomp agent) hands it over with pidfd_getfd(2), which an exec'd
-	// process, undumpable in a user namespace it did not exec in, does not
-	// allow: refused rather than run with a filter nobody answers.
-	for _, prog := range ep.Policy.Seccomp {
-		if prog.Notify || prog.Agent {
-			return nil, fmt.Errorf("cannot exec in container %q: its seccomp filter %s has a listener (--log-denials, a network allow-list or linux.seccomp.listenerPath), which exec does not support yet", h.id, prog.Name)
-		}
-	}
-	if ep.Policy.DNS != "" {
-		return nil, fmt.Errorf("cannot exec in container %q: its profile's network broker (allow_domains) is not supported by exec yet", h.id)
 	}
 	return &ep, nil
 }
@@ -129,6 +130,16 @@ func Exec(o *Options, e *ExecOptions) (int, error) {
 	if err != nil {
 		return 1, err
 	}
+	// The container's resolver (allow_domains) serves the exec'd process
+	// too: its resolv.conf is the container's, and only the init binds it.
+	ep.Policy.DNS = ""
+	var denials *os.File
+	if ep.hasListener() {
+		if denials, err = dialDenials(e.ID, h.dir); err != nil {
+			return 1, err
+		}
+		defer denials.Close()
+	}
 	var sigs chan os.Signal
 	if !e.Detach {
 		sigs = notifyAll()
@@ -138,7 +149,7 @@ func Exec(o *Options, e *ExecOptions) (int, error) {
 			return 1, fmt.Errorf("become child subreaper: %w", err)
 		}
 	}
-	x, err := startExec(o, r, proc, ep, e)
+	x, err := startExec(o, r, proc, ep, e, denials)
 	if err != nil {
 		return 1, err
 	}

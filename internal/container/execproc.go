@@ -17,7 +17,9 @@ import (
 // startExec starts the exec process in the init's namespaces (package
 // nsenter does the joining), puts it in the init's cgroup and drives the
 // exec protocol (see package wire) until the process has been executed.
-func startExec(o *Options, r *record, proc *specs.Process, ep *execPolicy, e *ExecOptions) (_ *execd, err error) {
+// denials, when the policy has listeners, is the connection to the
+// container's denial logger they are handed over on.
+func startExec(o *Options, r *record, proc *specs.Process, ep *execPolicy, e *ExecOptions, denials *os.File) (_ *execd, err error) {
 	pidfd, err := r.pidfd()
 	if err != nil {
 		return nil, fmt.Errorf("cannot exec in container %q: container not running", r.ID)
@@ -32,8 +34,13 @@ func startExec(o *Options, r *record, proc *specs.Process, ep *execPolicy, e *Ex
 		return nil, err
 	}
 	defer parent.Close()
-	cmd, err := execCommand(r, proc, pidfd, flags, child, e.PreserveFDs)
+	cmd, denialFD, err := execCommand(r, proc, pidfd, flags, child, e.PreserveFDs, denials)
 	child.Close()
+	if denials != nil {
+		// The process's copy only: the logger sees the connection close
+		// if the process dies before its handover.
+		denials.Close()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -57,6 +64,7 @@ func startExec(o *Options, r *record, proc *specs.Process, ep *execPolicy, e *Ex
 	}
 	msg := &wire.Exec{Process: proc, UserNS: flags&unix.CLONE_NEWUSER != 0 || !initialUserNS(),
 		PreserveFDs: e.PreserveFDs, Policy: ep.Policy}
+	msg.Policy.DenialFD = denialFD
 	if err := parent.Send(wire.KindExec, msg); err != nil {
 		return nil, err
 	}
@@ -97,12 +105,13 @@ func (x *execd) ready(conn *wire.Conn, tty bool, socket string) error {
 }
 
 // execCommand starts the exec process: this binary (or its sealed copy),
-// with the preserved descriptors, then the init's pidfd and the sync
-// socket.
-func execCommand(r *record, proc *specs.Process, pidfd, flags int, child *wire.Conn, preserve int) (*exec.Cmd, error) {
+// with the preserved descriptors, then the init's pidfd, the sync socket,
+// and the connection to the denial logger when there is one, whose
+// number in the process it returns (else 0).
+func execCommand(r *record, proc *specs.Process, pidfd, flags int, child *wire.Conn, preserve int, denials *os.File) (*exec.Cmd, int, error) {
 	path, copied, err := initExecutable(r.Spec, &nsPlan{newUser: flags&unix.CLONE_NEWUSER != 0})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if copied != nil {
 		defer copied.Close()
@@ -116,12 +125,17 @@ func execCommand(r *record, proc *specs.Process, pidfd, flags int, child *wire.C
 		cmd.ExtraFiles = append(cmd.ExtraFiles, copied)
 		path = memfdPath(3 + len(cmd.ExtraFiles) - 1)
 	}
+	denialFD := 0
+	if denials != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, denials)
+		denialFD = 3 + len(cmd.ExtraFiles) - 1
+	}
 	cmd.Path = path
 	cmd.Env = append([]string{fmt.Sprintf("%s=%d,%d,%d", initproc.EnvNsenter, 3+preserve, flags, 4+preserve)}, oomEnv(proc)...)
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start exec process: %w", err)
+		return nil, 0, fmt.Errorf("start exec process: %w", err)
 	}
-	return cmd, nil
+	return cmd, denialFD, nil
 }
 
 // execError is the root cause of a failed exec: the process's own message

@@ -28,7 +28,7 @@ type listenerPlan struct {
 	Broker *brokerConfig        `json:"broker,omitempty"`
 	Agent  *agentConfig         `json:"agent,omitempty"`
 
-	broker *broker.Broker // built by listenOptions
+	broker *broker.Broker // built by buildBroker
 }
 
 // brokerConfig is the network broker of one container (package broker).
@@ -66,26 +66,24 @@ func ownNetNS(s *specs.Spec) bool {
 	return false
 }
 
-// listenOptions builds the listener's options: the broker answers the
-// brokered calls and logs its decisions to w.
-func (lp *listenerPlan) listenOptions(w io.Writer) (seccomp.ListenOptions, error) {
-	var opts seccomp.ListenOptions
+// buildBroker builds the network broker once, for every listener the
+// container's processes hand over (their sessions share its policy and
+// the addresses its resolver admitted); it logs its decisions to w.
+func (lp *listenerPlan) buildBroker(w io.Writer) error {
 	bc := lp.Broker
 	if bc == nil {
-		return opts, nil
+		return nil
 	}
 	pol, err := broker.ParseAllow(bc.Allow)
 	if err != nil {
-		return opts, err
+		return err
 	}
 	pol.LocalFree = !bc.HostNetwork
-	b := &broker.Broker{Policy: pol, Profile: bc.Profile, Log: w, Verbose: bc.Verbose, HostNetwork: bc.HostNetwork}
 	if len(bc.Domains) > 0 {
 		pol.Domains = broker.NewAdmitted()
 	}
-	opts.Broker = b.Handle
-	lp.broker = b
-	return opts, nil
+	lp.broker = &broker.Broker{Policy: pol, Profile: bc.Profile, Log: w, Verbose: bc.Verbose, HostNetwork: bc.HostNetwork}
+	return nil
 }
 
 // serveDNS answers the container's name queries on the socket the init

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
 
 	"golang.org/x/sys/unix"
 
@@ -35,8 +36,14 @@ func applyLandlock(r *wire.LandlockRules) error {
 // filter and zviz's profile both apply. The listeners of those that
 // notify, and the resolver socket dns (or -1), go to the listener's
 // process in one handover once all are installed.
+//
+// No program carries SECCOMP_FILTER_FLAG_TSYNC (the config's
+// linux.seccomp.flags cannot ask for it, seccomp.CompileOCI): the filters
+// cover this thread, and through execve the workload, but no other
+// thread of this process, which handOver relies on.
 func installSeccomp(progs []wire.BPF, denialFD, dns int) error {
-	h := wire.Handover{Listener: -1, Agent: -1, DNS: dns}
+	h := wire.NoHandover
+	h.DNS = dns
 	defer func() {
 		for _, fd := range []int{h.Listener, h.Agent, h.DNS} {
 			if fd >= 0 {
@@ -67,27 +74,56 @@ func installSeccomp(progs []wire.BPF, denialFD, dns int) error {
 	return handOver(h, denialFD)
 }
 
-// handOver announces the listeners (and the resolver socket) to the
-// denial logger, which takes them with pidfd_getfd(2) and answers; the
-// caller then closes every copy here: a process of the container holding
-// a listener could answer its own calls. Not SCM_RIGHTS: sendmsg may be a
-// brokered call now, waiting on the listener only we hold (see
-// internal/container/denials.go). Only plain calls run between Install
-// and exec (write, read, close).
+// handOver sends the listeners (and the resolver socket) to the denial
+// logger as SCM_RIGHTS and waits for its answer (wire.Handover); the
+// caller then closes every copy here, since a process of the container
+// holding a listener could answer its own calls.
+//
+// The exchange runs on another thread than this one. Seccomp filters,
+// like the Landlock domain, the capabilities and the ids launch set with
+// raw calls, belong to the thread that installed them, and main.go locked
+// that thread to the main goroutine: here sendmsg(2) may now be a call
+// the filter sends to the very listener it carries (the network
+// broker's), and it would wait forever. A goroutine that locks itself to
+// an OS thread cannot get this one, and every other thread of the
+// process has no filter: they were cloned before the install, or after
+// it from a thread without one (the runtime never clones a locked
+// thread: its template thread does, runtime.newm).
+//
+// That thread keeps what this one had before launch gave it up
+// (capabilities, no Landlock, no filter). This is safe: nothing runs
+// there but this exchange, no code of the container has run yet, the
+// process is undumpable until execve (nothing in the container can
+// ptrace it or read its memory), and execve(2) ends every thread but the
+// calling one, which carries the whole policy into the workload.
 func handOver(h wire.Handover, denialFD int) error {
 	if denialFD <= 0 {
 		return fmt.Errorf("seccomp listener: no denial logger to hand it to")
 	}
 	defer unix.Close(denialFD)
-	if _, err := unix.Write(denialFD, []byte(h.String())); err != nil {
-		return fmt.Errorf("announce seccomp listener to the denial logger: %w", err)
+	done := make(chan error, 1)
+	go func() {
+		// Never unlocked: the thread ends with the goroutine, and takes
+		// the privileges it kept with it.
+		runtime.LockOSThread()
+		done <- exchange(h, denialFD)
+	}()
+	return <-done
+}
+
+// exchange sends the handover with this thread's credentials (which the
+// kernel checks) and reads the logger's answer.
+func exchange(h wire.Handover, fd int) error {
+	text, oob := h.Encode(unix.Getpid(), unix.Getuid(), unix.Getgid())
+	if err := unix.Sendmsg(fd, text, oob, nil, 0); err != nil {
+		return fmt.Errorf("hand the seccomp listener over to the denial logger: %w", err)
 	}
 	buf := make([]byte, 512)
-	n, err := unix.Read(denialFD, buf)
+	n, err := unix.Read(fd, buf)
 	if err != nil || n == 0 {
 		return fmt.Errorf("seccomp listener: the denial logger did not take it (%v)", err)
 	}
-	if answer := string(buf[:n]); answer != "ok" {
+	if answer := string(buf[:n]); answer != wire.HandoverOK {
 		return errors.New(answer)
 	}
 	return nil

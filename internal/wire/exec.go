@@ -7,8 +7,11 @@ import specs "github.com/opencontainers/runtime-spec/specs-go"
 // (package nsenter):
 //
 //	zviz exec                                  zviz:[exec]
-//	  open a pidfd of the init, start the
-//	  exec process with it ─────────────────▶ (C) setns into the init's
+//	  open a pidfd of the init; when the
+//	  policy has a listener, connect to the
+//	  container's denial logger (its
+//	  denials.sock); start the exec process
+//	  with both ────────────────────────────▶ (C) setns into the init's
 //	                                           namespaces, fork once for the
 //	                                           pid namespace
 //	                              ◀───────── Pid{pid} (from C)
@@ -20,7 +23,10 @@ import specs "github.com/opencontainers/runtime-spec/specs-go"
 //	  console to --console-socket,
 //	  or relayed in the foreground
 //	                                           Landlock, no_new_privs, user,
-//	                                           capabilities, seccomp, execve
+//	                                           capabilities, seccomp (its
+//	                                           listeners handed over to the
+//	                                           denial logger, handover.go),
+//	                                           execve
 //	  the socket closes at execve (close-
 //	  on-exec): the process runs
 //

@@ -38,9 +38,10 @@
 //	                                           hooks: startContainer, Landlock,
 //	                                           no_new_privs, user and
 //	                                           capabilities, seccomp (last;
-//	                                           with --log-denials or a broker
-//	                                           its listener is announced on
-//	                                           DenialFD and taken), execve
+//	                                           with --log-denials, a broker
+//	                                           or an agent its listeners are
+//	                                           handed over on DenialFD, see
+//	                                           handover.go), execve
 //
 // In chdir-only isolation the init skips everything that needs a
 // namespace (cgroup, joins, hostname, loopback, mounts, pivot_root,
@@ -56,8 +57,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -344,14 +343,15 @@ type Policy struct {
 	Profile  string         `json:"profile"`
 	Landlock *LandlockRules `json:"landlock,omitempty"`
 	Seccomp  []BPF          `json:"seccomp,omitempty"`
-	// DenialFD is the init's end of the socket to the denial logger; the
-	// listener of a Notify program is announced there right before execve
-	// (Handover; the logger takes it with pidfd_getfd and answers).
+	// DenialFD is the process's end of the socket to the denial logger;
+	// the listeners of its Notify and Agent programs are handed over
+	// there right before execve (Handover, handover.go).
 	DenialFD int `json:"denialFD,omitempty"`
 	// DNS is where the init binds a UDP socket, in the container's network
 	// namespace and before it drops its privileges, for the broker's
-	// resolver (network.allow_domains); announced with the listener
-	// (Handover) and taken the same way. "" for none.
+	// resolver (network.allow_domains); handed over with the listener.
+	// "" for none, and always for a process `zviz exec` starts: the
+	// container's resolver serves it.
 	DNS string `json:"dns,omitempty"`
 }
 
@@ -376,11 +376,11 @@ type BPF struct {
 	Arch    string `json:"arch"`
 	Program []byte `json:"program"`
 	Flags   uint   `json:"flags,omitempty"` // SECCOMP_FILTER_FLAG_* to install with
-	// Notify: install with a listener and announce it on the policy's
+	// Notify: install with a listener and hand it over on the policy's
 	// DenialFD (the log-denials variant, or a profile with a broker).
 	Notify bool `json:"notify,omitempty"`
 	// Agent: the config's own filter, whose listener goes to its
-	// linux.seccomp.listenerPath agent (also announced on DenialFD).
+	// linux.seccomp.listenerPath agent (also handed over on DenialFD).
 	Agent bool `json:"agent,omitempty"`
 }
 
@@ -431,42 +431,4 @@ func (is *InitSpec) Spec() *specs.Spec {
 			ReadonlyPaths: l.ReadonlyPaths}
 	}
 	return s
-}
-
-// Handover is the init's announcement on Policy.DenialFD, right before
-// execve, of the descriptors the listener's process takes from it with
-// pidfd_getfd: the profile's seccomp listener, the listener of the
-// config's own filter for its agent (linux.seccomp.listenerPath), the
-// broker's resolver socket. -1 for none. The answer is "ok", or the
-// reason the init must not exec.
-type Handover struct {
-	Listener, Agent, DNS int
-}
-
-// String is the announcement: "listener=N agent=M dns=K".
-func (h Handover) String() string {
-	return fmt.Sprintf("listener=%d agent=%d dns=%d", h.Listener, h.Agent, h.DNS)
-}
-
-// ParseHandover reads an announcement.
-func ParseHandover(s string) (Handover, error) {
-	h := Handover{-1, -1, -1}
-	for _, kv := range strings.Fields(s) {
-		k, v, _ := strings.Cut(kv, "=")
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return h, fmt.Errorf("handover %q: %s: not a number", s, k)
-		}
-		switch k {
-		case "listener":
-			h.Listener = n
-		case "agent":
-			h.Agent = n
-		case "dns":
-			h.DNS = n
-		default:
-			return h, fmt.Errorf("handover %q: unknown %q", s, k)
-		}
-	}
-	return h, nil
 }

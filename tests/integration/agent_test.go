@@ -15,57 +15,66 @@ import (
 	"github.com/zviz/zviz/seccomp"
 )
 
-// seccompAgent is a tiny linux.seccomp.listenerPath agent: it accepts one
-// connection, reads the container process state and the listener
-// (SCM_RIGHTS), then answers every notification with errno until the
-// container is gone.
-func seccompAgent(t *testing.T, path string, errno unix.Errno) <-chan specs.ContainerProcessState {
+// seccompAgent is a tiny linux.seccomp.listenerPath agent: for each
+// connection it reads the container process state and the listener
+// (SCM_RIGHTS), then answers every notification with errno until no
+// process uses the filter. stop closes its socket (connections taken go
+// on being served).
+func seccompAgent(t *testing.T, path string, errno unix.Errno) (states <-chan specs.ContainerProcessState, stop func()) {
 	t.Helper()
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	states := make(chan specs.ContainerProcessState, 1)
+	ch := make(chan specs.ContainerProcessState, 8)
 	go func() {
-		conn, err := l.AcceptUnix()
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		buf, oob := make([]byte, 1<<16), make([]byte, unix.CmsgSpace(4))
-		n, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
-		if err != nil {
-			return
-		}
-		var st specs.ContainerProcessState
-		if json.Unmarshal(buf[:n], &st) != nil {
-			return
-		}
-		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-		if err != nil || len(msgs) != 1 {
-			return
-		}
-		fds, err := unix.ParseUnixRights(&msgs[0])
-		if err != nil || len(fds) != 1 {
-			return
-		}
-		states <- st
-		defer unix.Close(fds[0])
 		for {
-			pfd := []unix.PollFd{{Fd: int32(fds[0]), Events: unix.POLLIN}}
-			if _, err := unix.Poll(pfd, 10000); err != nil && err != unix.EINTR {
+			conn, err := l.AcceptUnix()
+			if err != nil {
 				return
 			}
-			if pfd[0].Revents&unix.POLLIN == 0 {
-				return // POLLHUP: the container is gone (or a timeout)
-			}
-			if n, err := seccomp.Recv(fds[0]); err == nil {
-				_ = seccomp.RespondErrno(fds[0], n.ID, 0, errno)
-			}
+			go agentServe(conn, ch, errno)
 		}
 	}()
-	return states
+	return ch, func() { l.Close() }
+}
+
+// agentServe takes one process's state and listener and answers its
+// calls.
+func agentServe(conn *net.UnixConn, states chan<- specs.ContainerProcessState, errno unix.Errno) {
+	defer conn.Close()
+	buf, oob := make([]byte, 1<<16), make([]byte, unix.CmsgSpace(4))
+	n, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
+	if err != nil {
+		return
+	}
+	var st specs.ContainerProcessState
+	if json.Unmarshal(buf[:n], &st) != nil {
+		return
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		return
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != 1 {
+		return
+	}
+	states <- st
+	defer unix.Close(fds[0])
+	for {
+		pfd := []unix.PollFd{{Fd: int32(fds[0]), Events: unix.POLLIN}}
+		if _, err := unix.Poll(pfd, 10000); err != nil && err != unix.EINTR {
+			return
+		}
+		if pfd[0].Revents&unix.POLLIN == 0 {
+			return // POLLHUP: the process is gone (or a timeout)
+		}
+		if n, err := seccomp.Recv(fds[0]); err == nil {
+			_ = seccomp.RespondErrno(fds[0], n.ID, 0, errno)
+		}
+	}
 }
 
 // TestSeccompAgent: a config whose own filter has SCMP_ACT_NOTIFY rules
@@ -78,7 +87,7 @@ func TestSeccompAgent(t *testing.T) {
 	forEachUser(t, func(t *testing.T, r *rt) {
 		dir := hostTempDir(t, r.user)
 		sock := filepath.Join(dir, "agent.sock")
-		states := seccompAgent(t, sock, unix.EXDEV)
+		states, _ := seccompAgent(t, sock, unix.EXDEV)
 		if err := os.Chmod(sock, 0o777); err != nil {
 			t.Fatal(err)
 		}

@@ -331,20 +331,3 @@ func TestExecForwardsSignals(t *testing.T) {
 		}
 	})
 }
-
-// TestExecRefusesListener: a container whose filter has a listener
-// (--log-denials) is refused by exec, clearly, rather than run with a
-// filter nobody answers.
-func TestExecRefusesListener(t *testing.T) {
-	forEachUser(t, func(t *testing.T, r *rt) {
-		b := r.escapeBundle(nil, func(s *specs.Spec) { s.Process.Args = []string{"/probe", "sleep", "120"} })
-		id := "ld-" + randID()
-		r.okDetached("--log-denials", "create", "--bundle", b, id)
-		t.Cleanup(func() { _ = r.cmd("delete", "--force", id).Run() })
-		r.ok("start", id)
-		res := r.run("exec", id, "/probe", "exit", "0")
-		if res.code == 0 || !strings.Contains(res.stderr, "has a listener") {
-			t.Errorf("exec into a --log-denials container: %v, want a refusal naming the listener", res)
-		}
-	})
-}
