@@ -125,6 +125,9 @@ func serve(d *denialLog, w io.Writer) error {
 
 func (s *server) takeInit(f *os.File) error {
 	fc, err := net.FileConn(f)
+	// FileConn made a copy: once c is closed, the init must see the end
+	// of the socket (and not wait for an answer that cannot come).
+	f.Close()
 	if err != nil {
 		return fmt.Errorf("denial log: %w", err)
 	}
