@@ -40,11 +40,7 @@ func nsOf(t *testing.T, pid int, names ...string) map[string]uint64 {
 	t.Helper()
 	m := map[string]uint64{}
 	for _, n := range names {
-		var st unix.Stat_t
-		if err := unix.Stat(fmt.Sprintf("/proc/%d/ns/%s", pid, n), &st); err != nil {
-			t.Fatalf("stat namespace: %v", err)
-		}
-		m[n] = st.Ino
+		m[n] = testutil.NSInode(t, pid, n)
 	}
 	return m
 }

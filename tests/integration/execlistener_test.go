@@ -24,25 +24,7 @@ import (
 // zviz:[denials] helper writes its log to create's stderr.
 func (r *rt) listenerTarget(flags []string, b string) *detached {
 	r.t.Helper()
-	d := &detached{r: r, id: "xl-" + randID()}
-	dir := r.t.TempDir()
-	d.out, d.err = filepath.Join(dir, "stdout"), filepath.Join(dir, "stderr")
-	of, err := os.Create(d.out)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	defer of.Close()
-	ef, err := os.Create(d.err)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	defer ef.Close()
-	c := r.cmd(append(flags, "create", "--bundle", b, d.id)...)
-	c.Stdout, c.Stderr = of, ef
-	if res := r.runCmd(c); res.code != 0 {
-		r.t.Fatalf("create: %v\n%s", res, d.stderr())
-	}
-	r.t.Cleanup(func() { _ = r.cmd("delete", "--force", d.id).Run() })
+	d := r.createLoggedWith(flags, b)
 	r.ok("start", d.id)
 	return d
 }

@@ -145,7 +145,7 @@ func TestHookTimeout(t *testing.T) {
 			start := time.Now()
 			d := &detached{r: r, id: "hook-" + randID()}
 			d.out, d.err = filepath.Join(t.TempDir(), "out"), filepath.Join(t.TempDir(), "err")
-			res := r.createTo(d, b)
+			res := r.createTo(d, nil, b)
 			if took := time.Since(start); took > 10*time.Second {
 				t.Errorf("%s: create took %v with a 1 s hook timeout", stage, took)
 			}

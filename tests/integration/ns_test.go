@@ -99,10 +99,16 @@ type detached struct {
 // returns the handle; it fails the test unless create succeeds.
 func (r *rt) createLogged(bundle string, flags ...string) *detached {
 	r.t.Helper()
+	return r.createLoggedWith(nil, bundle, flags...)
+}
+
+// createLoggedWith is createLogged with global flags before the verb.
+func (r *rt) createLoggedWith(globals []string, bundle string, flags ...string) *detached {
+	r.t.Helper()
 	d := &detached{r: r, id: "c-" + randID()}
 	dir := r.t.TempDir()
 	d.out, d.err = filepath.Join(dir, "stdout"), filepath.Join(dir, "stderr")
-	res := r.createTo(d, bundle, flags...)
+	res := r.createTo(d, globals, bundle, flags...)
 	if res.code != 0 {
 		r.t.Fatalf("zviz create: %v\ncontainer stderr: %s", res, d.stderr())
 	}
@@ -110,7 +116,9 @@ func (r *rt) createLogged(bundle string, flags ...string) *detached {
 	return d
 }
 
-func (r *rt) createTo(d *detached, bundle string, flags ...string) result {
+// createTo runs `zviz GLOBALS create --bundle BUNDLE FLAGS d.id` with
+// stdout and stderr going to d's files.
+func (r *rt) createTo(d *detached, globals []string, bundle string, flags ...string) result {
 	r.t.Helper()
 	of, err := os.Create(d.out)
 	if err != nil {
@@ -122,7 +130,8 @@ func (r *rt) createTo(d *detached, bundle string, flags ...string) result {
 		r.t.Fatal(err)
 	}
 	defer ef.Close()
-	c := r.cmd(append(append([]string{"create", "--bundle", bundle}, flags...), d.id)...)
+	args := append(append(slices.Clone(globals), "create", "--bundle", bundle), flags...)
+	c := r.cmd(append(args, d.id)...)
 	c.Stdout, c.Stderr = of, ef
 	res := r.runCmd(c)
 	b, _ := os.ReadFile(d.err)
@@ -338,12 +347,12 @@ func TestNSJoinPIDAndUserByPath(t *testing.T) {
 		})
 		in := r.probeInfo(b)
 		for _, n := range []string{"user", "pid"} {
-			if want := nsIno(t, pid, n); in.NS[n] != want {
+			if want := testutil.NSInode(t, pid, n); in.NS[n] != want {
 				t.Errorf("%s namespace %d, want A's %d", n, in.NS[n], want)
 			}
 		}
 		for _, n := range []string{"mnt", "ipc", "uts", "net"} {
-			if in.NS[n] == nsIno(t, pid, n) {
+			if in.NS[n] == testutil.NSInode(t, pid, n) {
 				t.Errorf("%s namespace is A's, want a new one", n)
 			}
 		}
@@ -404,7 +413,7 @@ func TestNSJoinUserAndMountByPath(t *testing.T) {
 		})
 		in := r.probeInfo(b)
 		for _, n := range []string{"user", "mnt"} {
-			if want := nsIno(t, pid, n); in.NS[n] != want {
+			if want := testutil.NSInode(t, pid, n); in.NS[n] != want {
 				t.Errorf("%s namespace %d, want the joined %d", n, in.NS[n], want)
 			}
 		}
@@ -457,22 +466,12 @@ func TestNSJoinByPathErrors(t *testing.T) {
 	})
 }
 
-// nsIno is the inode of namespace n of process pid.
-func nsIno(t *testing.T, pid int, n string) uint64 {
-	t.Helper()
-	var st unix.Stat_t
-	if err := unix.Stat(fmt.Sprintf("/proc/%d/ns/%s", pid, n), &st); err != nil {
-		t.Fatal(err)
-	}
-	return st.Ino
-}
-
 // waitNSChange waits until process pid is in a namespace n of its own
 // (unshare(1) has made it).
 func waitNSChange(t *testing.T, pid int, n string) {
 	t.Helper()
-	self := nsIno(t, os.Getpid(), n)
-	for i := 0; nsIno(t, pid, n) == self; i++ {
+	self := testutil.NSInode(t, os.Getpid(), n)
+	for i := 0; testutil.NSInode(t, pid, n) == self; i++ {
 		if i == 500 {
 			t.Fatalf("process %d did not get a %s namespace of its own", pid, n)
 		}

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -79,4 +81,15 @@ func LookupUser(name string) (int, error) {
 		return 0, fmt.Errorf("look up user %s: %w (run hack/setup.sh as root)", name, err)
 	}
 	return strconv.Atoi(u.Uid)
+}
+
+// NSInode is the inode of namespace name (as in /proc/PID/ns) of process
+// pid, which identifies the namespace.
+func NSInode(t testing.TB, pid int, name string) uint64 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(fmt.Sprintf("/proc/%d/ns/%s", pid, name), &st); err != nil {
+		t.Fatalf("stat namespace: %v", err)
+	}
+	return st.Ino
 }
