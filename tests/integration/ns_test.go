@@ -327,12 +327,19 @@ func TestNSJoinNetworkByPath(t *testing.T) {
 // TestNSJoinPIDAndUserByPath is podman's --pid container:NAME (and a
 // pod's user namespace): container B joins the pid and user namespaces of
 // A's init by path and gets new mount, ipc, uts, net and cgroup ones. For
-// root, whose bundle has no user namespace, A's is the host's: B stays in
-// it. The escape table of B is checked elsewhere; here what B's process
-// is in.
+// root, A gets a user namespace mapped to 200000: B's init is then root
+// of a namespace whose root is an unprivileged host id, which must still
+// open B's exec fifo. The escape table of B is checked elsewhere; here
+// what B's process is in.
 func TestNSJoinPIDAndUserByPath(t *testing.T) {
 	forEachUser(t, func(t *testing.T, r *rt) {
-		a := r.createLogged(r.shBundle("sleep 600", nil))
+		a := r.createLogged(r.shBundle("sleep 600", func(s *specs.Spec) {
+			if r.user == "root" {
+				maps := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 200000, Size: 65536}}
+				s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+				s.Linux.UIDMappings, s.Linux.GIDMappings = maps, maps
+			}
+		}))
 		pid := a.statePid()
 		b := r.bundle(func(s *specs.Spec) {
 			withoutNS(s, specs.UserNamespace, specs.PIDNamespace)
