@@ -154,10 +154,15 @@ func execError(err error, cmd *exec.Cmd) error {
 	return err
 }
 
-// kill ends a process whose setup failed.
+// kill ends a process whose setup failed, and returns once it is gone: a
+// failed exec leaves nothing running in the container.
 func (x *execd) kill() {
 	if x.pidfd >= 0 {
 		_ = unix.PidfdSendSignal(x.pidfd, unix.SIGKILL, nil, 0)
+		// A pidfd is readable once its process has exited (pidfd_open(2));
+		// in the foreground it is our child (we are its subreaper): reap it.
+		_, _ = unix.Poll([]unix.PollFd{{Fd: int32(x.pidfd), Events: unix.POLLIN}}, 5000)
+		_ = unix.Waitid(unix.P_PIDFD, x.pidfd, nil, unix.WEXITED|unix.WNOHANG, nil)
 		unix.Close(x.pidfd)
 		x.pidfd = -1
 	}
