@@ -174,6 +174,11 @@ func create(o *Options, c *CreateOptions, foreground bool) (cr *created, err err
 	if iso.chdirOnly() {
 		iso.warnings = iso.adapt(s, rec.Rootfs)
 	}
+	if l.joined != nil {
+		if w := adoptJoinedMaps(l.joined, s); w != "" {
+			l.warnings = append(l.warnings, w)
+		}
+	}
 	mapped := l.mapIDs(s, plan)
 	policy, cg, err := applyPolicy(o, h, rec, l, dl)
 	if err != nil {
@@ -238,7 +243,8 @@ func applyPolicy(o *Options, h *handle, rec *record, l *launched, dl *denialLog)
 	prepareAgent(d.denials, rec)
 	res, notes := withCeiling(s.Linux.Resources, d.profile.Limits, d.profile.Name)
 	s.Linux.Resources = res
-	rec.Warnings, rec.Profile = append(append(l.iso.warnings, layerWarnings(s)...), d.warnings...), d.policy.Profile
+	rec.Warnings = append(append(append(l.iso.warnings, l.warnings...), layerWarnings(s)...), d.warnings...)
+	rec.Profile = d.policy.Profile
 	rec.Warnings = append(rec.Warnings, notes...)
 	for _, w := range rec.Warnings {
 		o.warnf("%s", w)
@@ -307,7 +313,9 @@ type launched struct {
 	proc  *os.Process
 	start uint64 // the init's start time (see record.Start)
 	// joined is the user namespace the init entered by path, or nil.
-	joined   *userns.Namespace
+	joined *userns.Namespace
+	// warnings are about how it was started, announced with the policy's.
+	warnings []string
 	conn     *wire.Conn
 	preserve int
 	denialFD int // the denial log's socket in the init, or 0
@@ -406,10 +414,6 @@ type mapResult struct {
 // and newgidmap take milliseconds) while create goes on.
 func (l *launched) mapIDs(s *specs.Spec, plan *nsPlan) <-chan mapResult {
 	ch := make(chan mapResult, 1)
-	if l.joined != nil {
-		ch <- mapResult{err: checkJoinedMaps(l.joined, s)}
-		return ch
-	}
 	if !plan.newUser {
 		ch <- mapResult{}
 		return ch

@@ -129,17 +129,38 @@ func joinedMaps(pid int) (*userns.Namespace, error) {
 	return userns.ReadMaps(fmt.Sprintf("/proc/%d/uid_map", pid), fmt.Sprintf("/proc/%d/gid_map", pid))
 }
 
-// checkJoinedMaps compares the config's id mappings, when it has any, with
-// those of the joined user namespace ns: the config's ids would otherwise
-// not be the container's.
-func checkJoinedMaps(ns *userns.Namespace, s *specs.Spec) error {
-	if len(s.Linux.UIDMappings) > 0 && !sameMaps(toIDMaps(s.Linux.UIDMappings), ns.UIDMap) {
-		return fmt.Errorf("linux.uidMappings: do not match the user namespace joined by path (%v)", ns.UIDMap)
+// adoptJoinedMaps puts the mappings of the joined user namespace ns in
+// s, where the rest of create (and the state) reads them: they are the
+// container's, whatever the config says. Mappings the config gives that
+// differ are ignored, as runc 1.1 does (podman sends its default ones with
+// --userns ns:PATH), and announced.
+func adoptJoinedMaps(ns *userns.Namespace, s *specs.Spec) (warning string) {
+	uids, gids := fromIDMaps(ns.UIDMap), fromIDMaps(ns.GIDMap)
+	given := len(s.Linux.UIDMappings) > 0 || len(s.Linux.GIDMappings) > 0
+	if given && (!sameMaps(toIDMaps(s.Linux.UIDMappings), ns.UIDMap) || !sameMaps(toIDMaps(s.Linux.GIDMappings), ns.GIDMap)) {
+		warning = fmt.Sprintf("linux.uidMappings/gidMappings: ignored: the user namespace joined by path maps uids %s and gids %s",
+			formatMaps(ns.UIDMap), formatMaps(ns.GIDMap))
 	}
-	if len(s.Linux.GIDMappings) > 0 && !sameMaps(toIDMaps(s.Linux.GIDMappings), ns.GIDMap) {
-		return fmt.Errorf("linux.gidMappings: do not match the user namespace joined by path (%v)", ns.GIDMap)
+	s.Linux.UIDMappings, s.Linux.GIDMappings = uids, gids
+	return warning
+}
+
+func fromIDMaps(m []userns.IDMap) []specs.LinuxIDMapping {
+	out := make([]specs.LinuxIDMapping, len(m))
+	for i, x := range m {
+		out[i] = specs.LinuxIDMapping{ContainerID: x.ContainerID, HostID: x.HostID, Size: x.Size}
 	}
-	return nil
+	return out
+}
+
+// formatMaps is maps as uid_map shows them, one "inside outside count"
+// triple after another.
+func formatMaps(maps []userns.IDMap) string {
+	var parts []string
+	for _, m := range maps {
+		parts = append(parts, fmt.Sprintf("%d %d %d", m.ContainerID, m.HostID, m.Size))
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
 }
 
 func sameMaps(a, b []userns.IDMap) bool {

@@ -39,8 +39,13 @@ func initExecutable(s *specs.Spec, plan *nsPlan) (string, *os.File, error) {
 		return "/proc/self/exe", nil, nil
 	}
 	// A user namespace joined by path maps, for a caller that is not
-	// root, only ids the caller could map itself: as the default maps.
+	// root, only ids the caller could map itself: as the default maps,
+	// whatever mappings the config gives (they do not apply, see
+	// adoptJoinedMaps).
 	newUser := plan.newUser || plan.joinsUser() && os.Geteuid() != 0
+	if plan.joinsUser() {
+		s = &specs.Spec{Linux: &specs.Linux{}}
+	}
 	exe, err := os.Open("/proc/self/exe")
 	if err != nil {
 		return "", nil, fmt.Errorf("open zviz binary: %w", err)

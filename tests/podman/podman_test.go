@@ -393,6 +393,18 @@ func TestPodmanJoinByPath(t *testing.T) {
 		}
 		checkConfined(t, in)
 	})
+	t.Run("userns-ns", func(t *testing.T) {
+		// keep-id gives A a user namespace of its own (nested in
+		// podman's): B names it with --userns ns:PATH.
+		a := e.name(t)
+		e.zok(t, "run", "-d", "--name", a, "--userns", "keep-id", image, "sleep", "300")
+		apid := e.initPid(t, a)
+		in := e.probeInfo(t, "run", "--rm", "--userns", fmt.Sprintf("ns:/proc/%d/ns/user", apid), image, "/probe", "info")
+		if want := testutil.NSInode(t, apid, "user"); in.NS["user"] != want {
+			t.Errorf("user namespace %d, want %s's %d", in.NS["user"], a, want)
+		}
+		checkConfined(t, in)
+	})
 	t.Run("pod-userns", func(t *testing.T) {
 		pod := e.name(t)
 		e.zok(t, "pod", "create", "--name", pod, "--userns", "keep-id")
