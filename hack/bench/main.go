@@ -41,7 +41,7 @@ var sections = []section{
 type env struct {
 	work, bundle, rootfs string
 	stateDir             string // writable by the user: --root directories go here
-	zviz, probe          string // binaries, readable by the user
+	zviz                 string // the binary, readable by the user
 	user                 string
 	uid, gid             int
 	n, warmup            int

@@ -165,7 +165,7 @@ func typicalRules(root string) *landlock.Rules {
 // execChild applies the layers and execs the program from this thread.
 func execChild(args []string) error {
 	if len(args) < 5 || args[3] != "--" {
-		return fmt.Errorf("exec: want LAYERS PROFILE ROOT -- PROG ARGS...")
+		return fmt.Errorf("exec: want LAYERS PROFILE ROOT -- PROG ARGS, have %q", args)
 	}
 	layers, profile, root, argv := args[0], args[1], args[2], args[4:]
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {

@@ -391,9 +391,7 @@ func (i *isolation) landlockRules(s *specs.Spec, p *seccomp.Profile) *wire.Landl
 	if i.tmp != "" {
 		r.Writable = append(r.Writable, i.tmp)
 	}
-	for _, d := range hostDevices {
-		r.Writable = append(r.Writable, d)
-	}
+	r.Writable = append(r.Writable, hostDevices...)
 	if s.Process.Terminal {
 		r.Writable = append(r.Writable, "/dev/ptmx", "/dev/pts")
 	}
