@@ -330,8 +330,12 @@ func joinCgroup(r *record, pid int) error {
 	return cgroups.Join(filepath.Join(mount, want), pid)
 }
 
-// statusCode is a wait status as a shell reports it (128+N for signal N).
+// statusCode is a wait status as a shell reports it (128+N for signal N);
+// 1 when there is none (the process could not be waited for).
 func statusCode(ps *os.ProcessState) int {
+	if ps == nil {
+		return 1
+	}
 	ws, ok := ps.Sys().(syscall.WaitStatus)
 	if !ok {
 		return 1

@@ -101,7 +101,7 @@ func waitForeground(cr *created, sigs chan os.Signal, r *relay) int {
 	for {
 		select {
 		case ps := <-done:
-			return exitCode(ps)
+			return statusCode(ps)
 		case s := <-sigs:
 			sig := s.(syscall.Signal)
 			switch sig {
@@ -118,15 +118,6 @@ func waitForeground(cr *created, sigs chan os.Signal, r *relay) int {
 			_ = unix.Kill(cr.pid, sig)
 		}
 	}
-}
-
-// exitCode is the process's status as a shell reports it; 1 when it
-// could not be waited for.
-func exitCode(ps *os.ProcessState) int {
-	if ps == nil {
-		return 1
-	}
-	return statusCode(ps)
 }
 
 // urgent are the signals a user or supervisor typically sends to stop or
