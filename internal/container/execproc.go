@@ -187,27 +187,11 @@ func waitExec(o *Options, x *execd, sigs chan os.Signal) int {
 	}
 	done := make(chan int, 1)
 	go func() { done <- x.wait() }()
-	for {
-		select {
-		case code := <-done:
-			if rl != nil {
-				rl.finish()
-			}
-			return code
-		case s := <-sigs:
-			sig := s.(syscall.Signal)
-			switch sig {
-			case unix.SIGCHLD, unix.SIGURG, unix.SIGPIPE:
-				continue
-			case unix.SIGWINCH:
-				if rl != nil {
-					rl.resize()
-				}
-				continue
-			}
-			_ = unix.PidfdSendSignal(x.pidfd, sig, nil, 0)
-		}
+	code := forwardSignals(sigs, done, rl, func(sig syscall.Signal) { _ = unix.PidfdSendSignal(x.pidfd, sig, nil, 0) })
+	if rl != nil {
+		rl.finish()
 	}
+	return code
 }
 
 // wait reaps the intermediate (when there was a fork, the process is

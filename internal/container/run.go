@@ -93,15 +93,22 @@ func finish(o *Options, cr *created, force bool) error {
 
 // waitForeground forwards signals to the container's init until it exits.
 func waitForeground(cr *created, sigs chan os.Signal, r *relay) int {
-	done := make(chan *os.ProcessState, 1)
+	done := make(chan int, 1)
 	go func() {
 		ps, _ := cr.proc.Wait()
-		done <- ps
+		done <- statusCode(ps)
 	}()
+	return forwardSignals(sigs, done, r, func(sig syscall.Signal) { _ = unix.Kill(cr.pid, sig) })
+}
+
+// forwardSignals relays the signals zviz receives to a foreground process
+// with send, and a terminal's size changes to its relay r (if any), until
+// done delivers the process's status.
+func forwardSignals(sigs chan os.Signal, done <-chan int, r *relay, send func(syscall.Signal)) int {
 	for {
 		select {
-		case ps := <-done:
-			return statusCode(ps)
+		case code := <-done:
+			return code
 		case s := <-sigs:
 			sig := s.(syscall.Signal)
 			switch sig {
@@ -115,7 +122,7 @@ func waitForeground(cr *created, sigs chan os.Signal, r *relay) int {
 				}
 				continue
 			}
-			_ = unix.Kill(cr.pid, sig)
+			send(sig)
 		}
 	}
 }
