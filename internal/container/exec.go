@@ -102,15 +102,11 @@ type execd struct {
 // the terminal, forwards signals and returns the process's exit status;
 // with Detach it returns once the process runs.
 func Exec(o *Options, e *ExecOptions) (int, error) {
-	h, err := o.store().lookup(e.ID)
+	h, r, err := o.store().loadLocked(e.ID)
 	if err != nil {
 		return 1, err
 	}
 	defer h.unlock()
-	r, err := h.load()
-	if err != nil {
-		return 1, err
-	}
 	if st := r.status(h.dir); st != StatusCreated && st != StatusRunning {
 		return 1, fmt.Errorf("cannot exec in container %q: container is %s, not running", e.ID, st)
 	}

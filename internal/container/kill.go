@@ -37,15 +37,11 @@ func ParseSignal(s string) (unix.Signal, error) {
 // Kill sends sig to the container's init, or with all to every process of
 // the container.
 func Kill(o *Options, id string, sig unix.Signal, all bool) error {
-	h, err := o.store().lookup(id)
+	h, r, err := o.store().loadLocked(id)
 	if err != nil {
 		return err
 	}
 	defer h.unlock()
-	r, err := h.load()
-	if err != nil {
-		return err
-	}
 	st := r.status(h.dir)
 	if st != StatusCreated && st != StatusRunning && st != StatusCreating && st != StatusPaused {
 		return fmt.Errorf("cannot kill container %q: container not running", id)

@@ -53,15 +53,11 @@ func oomKills(r *record) uint64 {
 // withCgroup loads container id and runs f on its record and cgroup
 // directory, refusing a container without a cgroup or not running.
 func withCgroup(o *Options, id, verb string, f func(h *handle, r *record, dir string) error) error {
-	h, err := o.store().lookup(id)
+	h, r, err := o.store().loadLocked(id)
 	if err != nil {
 		return err
 	}
 	defer h.unlock()
-	r, err := h.load()
-	if err != nil {
-		return err
-	}
 	st := r.status(h.dir)
 	if st == StatusStopped {
 		return fmt.Errorf("cannot %s container %q: container not running", verb, id)
@@ -100,15 +96,11 @@ func Resume(o *Options, id string) error {
 // Pids lists the host pids of the container's processes: from its cgroup,
 // or without one from its pid namespace.
 func Pids(o *Options, id string) ([]int, error) {
-	h, err := o.store().lookup(id)
+	h, r, err := o.store().loadLocked(id)
 	if err != nil {
 		return nil, err
 	}
 	defer h.unlock()
-	r, err := h.load()
-	if err != nil {
-		return nil, err
-	}
 	if r.status(h.dir) == StatusStopped {
 		return nil, nil
 	}

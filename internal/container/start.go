@@ -15,15 +15,11 @@ import (
 // Start releases a created container's init to exec the user's process and
 // returns at once (after the poststart hooks).
 func Start(o *Options, id string) error {
-	h, err := o.store().lookup(id)
+	h, r, err := o.store().loadLocked(id)
 	if err != nil {
 		return err
 	}
 	defer h.unlock()
-	r, err := h.load()
-	if err != nil {
-		return err
-	}
 	return start(o, h, r)
 }
 

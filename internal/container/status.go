@@ -158,15 +158,11 @@ func waitExit(pidfd int, timeout time.Duration) error {
 
 // StateOf returns the OCI state of container id.
 func StateOf(o *Options, id string) (*State, error) {
-	h, err := o.store().lookup(id)
+	h, r, err := o.store().loadLocked(id)
 	if err != nil {
 		return nil, err
 	}
 	defer h.unlock()
-	r, err := h.load()
-	if err != nil {
-		return nil, err
-	}
 	return r.state(h.dir), nil
 }
 

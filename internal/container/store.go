@@ -176,6 +176,20 @@ func (s *Store) newContainer(id string) (*handle, error) {
 }
 
 // lookup opens and locks an existing container's directory. The lock is
+// loadLocked locks container id and reads its record; the caller unlocks h.
+func (s *Store) loadLocked(id string) (*handle, *record, error) {
+	h, err := s.lookup(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := h.load()
+	if err != nil {
+		h.unlock()
+		return nil, nil, err
+	}
+	return h, r, nil
+}
+
 // exclusive: commands on one container are serialised.
 func (s *Store) lookup(id string) (*handle, error) {
 	if err := ValidateID(id); err != nil {
