@@ -402,26 +402,17 @@ func withCeiling(r *specs.LinuxResources, lim seccomp.Limits, profile string) (*
 		return &ceiling
 	}
 	if lim.Memory > 0 {
-		m := specs.LinuxMemory{}
-		if out.Memory != nil {
-			m = *out.Memory
-		}
+		m := valueOf(out.Memory)
 		m.Limit = lower("memory.limit", m.Limit, lim.Memory)
 		out.Memory = &m
 	}
 	if lim.Pids > 0 {
-		p := specs.LinuxPids{}
-		if out.Pids != nil {
-			p = *out.Pids
-		}
+		p := valueOf(out.Pids)
 		p.Limit = lower("pids.limit", p.Limit, lim.Pids)
 		out.Pids = &p
 	}
 	if lim.CPU > 0 {
-		c := specs.LinuxCPU{}
-		if out.CPU != nil {
-			c = *out.CPU
-		}
+		c := valueOf(out.CPU)
 		period := uint64(100000)
 		quota := int64(lim.CPU * float64(period))
 		if c.Quota != nil && *c.Quota > 0 {

@@ -163,10 +163,7 @@ func mergeResources(have, upd *specs.LinuxResources) *specs.LinuxResources {
 		return out
 	}
 	if upd.Memory != nil {
-		m := specs.LinuxMemory{}
-		if out.Memory != nil {
-			m = *out.Memory
-		}
+		m := valueOf(out.Memory)
 		setIf(&m.Limit, upd.Memory.Limit)
 		setIf(&m.Reservation, upd.Memory.Reservation)
 		setIf(&m.Swap, upd.Memory.Swap)
@@ -176,10 +173,7 @@ func mergeResources(have, upd *specs.LinuxResources) *specs.LinuxResources {
 		out.Pids = upd.Pids
 	}
 	if upd.CPU != nil {
-		c := specs.LinuxCPU{}
-		if out.CPU != nil {
-			c = *out.CPU
-		}
+		c := valueOf(out.CPU)
 		setIf(&c.Shares, upd.CPU.Shares)
 		setIf(&c.Quota, upd.CPU.Quota)
 		setIf(&c.Period, upd.CPU.Period)
@@ -262,4 +256,13 @@ func oomNote(r *record, n, before uint64) error {
 		limit = "memory.max " + strconv.FormatInt(*m.Memory.Limit, 10)
 	}
 	return errors.New("container " + r.ID + ": the OOM killer killed " + strconv.FormatUint(n-before, 10) + " process(es) (" + limit + ")")
+}
+
+// valueOf is *p, or the zero value when p is nil: a copy to edit.
+func valueOf[T any](p *T) T {
+	if p == nil {
+		var zero T
+		return zero
+	}
+	return *p
 }
